@@ -1,0 +1,1 @@
+"""GRC block definitions (YAML), shipped as package data."""

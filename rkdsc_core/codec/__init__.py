@@ -1,0 +1,1 @@
+"""The channel-aware transformer (CAT) codec (PAPER.md §5)."""

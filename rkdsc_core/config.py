@@ -1,0 +1,242 @@
+"""Configuration: dataclass defaults, YAML files holding only deltas, `key=value` overrides.
+
+Each training stage owns one section. Unknown keys and ill-typed values raise `ConfigError` naming
+the dotted key; the resolved config is written next to every output (`save_config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rkdsc_core.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Dataset selection. `root` is required for cifar10/cifar100/imagefolder."""
+
+    name: str = "fmnist"  # fmnist | cifar10 | cifar100 | imagefolder | fmnist_subset
+    root: str | None = None
+    download: bool = False  # only torchvision's CIFAR download, and only when asked
+    image_size: int | None = None  # resize (imagefolder) ; None keeps the native size
+    train_limit: int | None = None  # use the first N training images (smoke runs)
+    test_limit: int | None = None
+    val_fraction: float = 0.1  # held out of train for model selection
+    num_workers: int = 0
+
+
+@dataclass
+class TeacherConfig:
+    """The large-scale-model teacher (PAPER.md §1)."""
+
+    preset: str = "fmnist_effnet_lite0"
+    pretrained_file: str | None = None
+    pretrained_hub: bool = False
+    img_size: int | None = None
+    epochs: int = 3
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+
+
+@dataclass
+class StoreConfig:
+    """Teacher-feature store (PAPER.md §2)."""
+
+    root: str = "cache/feature_store"
+    augmented_views: int = 0
+    batch_size: int = 256
+
+
+@dataclass
+class SearchConfig:
+    """KDL-DARTS search (PAPER.md §3)."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    init_channels: int = 8
+    layers: int = 4
+    nodes: int = 4
+    lambda_cost: float = 0.1
+    cost_metric: str = "params"  # params | flops
+    cost_budget: float | None = None
+    beta_ce: float = 1.0
+    kd_temperature: float = 4.0
+    kd_kl_weight: float = 0.0
+    second_order: bool = False
+    w_lr: float = 0.025
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9
+    w_weight_decay: float = 3e-4
+    w_grad_clip: float = 5.0
+    alpha_lr: float = 3e-4
+    alpha_weight_decay: float = 1e-3
+    train_limit: int | None = None
+
+
+@dataclass
+class Stage1Config:
+    """Stage 1: clean KD of the derived student (PAPER.md §4)."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    feature_weight: float = 1.0
+    kl_weight: float = 1.0
+    ce_weight: float = 0.5
+    temperature: float = 4.0
+
+
+@dataclass
+class ChannelMixConfig:
+    """Training channel mix: each sample draws a channel and an SNR (DESIGN.md §3)."""
+
+    channels: list[str] = field(default_factory=lambda: ["awgn", "rayleigh"])
+    weights: list[float] | None = None
+    snr_min_db: float = -10.0
+    snr_max_db: float = 20.0
+    rician_k: float = 4.0
+
+
+@dataclass
+class Stage2Config:
+    """Stage 2: robust KD of CAT + head through the channel mix (PAPER.md §4–5)."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 5e-4
+    student_lr: float | None = None  # None: student frozen
+    rates: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 64])
+    channel: ChannelMixConfig = field(default_factory=ChannelMixConfig)
+    feature_weight: float = 1.0
+    ce_weight: float = 1.0
+    kl_weight: float = 1.0
+    temperature: float = 4.0
+
+
+@dataclass
+class Config:
+    """The whole resolved configuration of one training run."""
+
+    name: str = "run"
+    out_dir: str = "runs/default"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    stage2: Stage2Config = field(default_factory=Stage2Config)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp` (int→float allowed); raise naming `key`."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"config key '{key}': bad value {value!r}")
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"config key '{key}' expects a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool):
+        if isinstance(value, bool) and tp is not bool:
+            raise ConfigError(f"config key '{key}' expects {tp.__name__}, got {value!r}")
+        if not isinstance(value, tp):
+            raise ConfigError(f"config key '{key}' expects {tp.__name__}, got {value!r}")
+        return value
+    raise ConfigError(f"config key '{key}': unsupported type {tp!r}")
+
+
+def merge(obj: Any, delta: dict, prefix: str = "") -> Any:
+    """Return a copy of dataclass `obj` with the nested mapping `delta` applied (no unknown keys)."""
+    if not isinstance(delta, dict):
+        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping")
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    changes = {}
+    for key, value in delta.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown config key '{dotted}' (known: {', '.join(sorted(names))})")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            changes[key] = merge(current, value, dotted + ".")
+        else:
+            changes[key] = _coerce(value, hints[key], dotted)
+    return dataclasses.replace(obj, **changes)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """`["a.b=1", "c=[4,8]"]` → nested dict; values parsed as YAML scalars/lists."""
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form key=value")
+        key, raw = item.split("=", 1)
+        if not key:
+            raise ConfigError(f"override '{item}' has an empty key")
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}' conflicts with another override of '{part}'")
+        if parts[-1] in node:
+            raise ConfigError(f"config key '{key}' is given twice on the command line")
+        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else None
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Defaults ← YAML deltas at `path` ← `key=value` overrides; validated at each step."""
+    cfg = Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file '{path}' does not exist")
+        try:
+            delta = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from None
+        cfg = merge(cfg, delta)
+    if overrides:
+        cfg = merge(cfg, parse_overrides(overrides))
+    return cfg
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain nested dict of a config dataclass (for YAML/JSON provenance)."""
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Any, path: str | Path) -> Path:
+    """Write the resolved config as YAML; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    return path

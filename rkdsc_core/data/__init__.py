@@ -1,0 +1,1 @@
+"""Datasets (Fashion-MNIST, CIFAR, ImageFolder), transforms and the teacher-feature store."""

@@ -1,0 +1,186 @@
+"""Datasets as in-memory uint8 arrays: Fashion-MNIST (Debian), CIFAR-10/100 and ImageFolder (local).
+
+Images are `uint8 [N, H, W, C]`, labels `int64 [N]` — the numpy runtime boundary of DESIGN.md §2.
+Nothing downloads unless `download=True` is asked for explicitly (CIFAR only).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rkdsc_core.errors import RkdscError
+
+log = logging.getLogger(__name__)
+
+FMNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+FMNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+FMNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+SUBSET_FILE = Path(__file__).with_name("fmnist_subset") / "fmnist_subset.npz"
+DATASETS = ("fmnist", "fmnist_subset", "cifar10", "cifar100", "imagefolder")
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class ImageArrays:
+    """A split held in memory: `images uint8 [N,H,W,C]`, `labels int64 [N]`, class names."""
+
+    name: str
+    split: str
+    images: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, n: int | None) -> ImageArrays:
+        """The first `n` images (all when `n` is None)."""
+        if n is None or n >= len(self):
+            return self
+        return ImageArrays(self.name, self.split, self.images[:n], self.labels[:n], self.classes)
+
+
+def cache_dir() -> Path:
+    """Per-user cache (`$RKDSC_CACHE`, else `$XDG_CACHE_HOME/rkdsc`, else `~/.cache/rkdsc`)."""
+    if os.environ.get("RKDSC_CACHE"):
+        return Path(os.environ["RKDSC_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rkdsc"
+
+
+def fmnist_source_dir(root: str | os.PathLike | None = None) -> Path:
+    """Folder holding the four Fashion-MNIST `.gz` (or raw) idx files; one-line error if absent."""
+    src = Path(root) if root else Path(os.environ.get("RKDSC_FMNIST_DIR", FMNIST_SYSTEM_DIR))
+    ok = all((src / f).exists() or (src / f"{f}.gz").exists() for f in FMNIST_FILES)
+    if not ok:
+        raise RkdscError(
+            f"Fashion-MNIST not found in {src} (expected {FMNIST_FILES[0]}.gz and the other three "
+            "idx files): run 'sudo apt-get install dataset-fashion-mnist' or set data.root"
+        )
+    return src
+
+
+def _prepare_fmnist(src: Path) -> Path:
+    """Decompress into torchvision's layout `<cache>/FashionMNIST/raw/` (Debian's .gz files are
+    recompressed, so torchvision's own checksum check fails); returns the torchvision root."""
+    root = cache_dir() / "fashion-mnist"
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in FMNIST_FILES:
+        dst = raw / name
+        if dst.exists():
+            continue
+        tmp = dst.with_suffix(".tmp")
+        if (src / name).exists():
+            shutil.copyfile(src / name, tmp)
+        else:
+            with gzip.open(src / f"{name}.gz", "rb") as fin, open(tmp, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+        tmp.replace(dst)
+    return root
+
+
+def load_fmnist(split: str, root: str | os.PathLike | None = None) -> ImageArrays:
+    """Fashion-MNIST `split` ('train' 60k | 'test' 10k) as `uint8 [N,28,28,1]`."""
+    from torchvision.datasets import FashionMNIST
+
+    tv_root = _prepare_fmnist(fmnist_source_dir(root))
+    ds = FashionMNIST(str(tv_root), train=(split == "train"), download=False)
+    images = ds.data.numpy()[..., None].astype(np.uint8)
+    labels = ds.targets.numpy().astype(np.int64)
+    return ImageArrays("fmnist", split, images, labels, FMNIST_CLASSES)
+
+
+def load_fmnist_subset(split: str) -> ImageArrays:
+    """The small committed Fashion-MNIST subset (for unit tests; Zalando, MIT licence)."""
+    with np.load(SUBSET_FILE) as z:
+        return ImageArrays(
+            "fmnist_subset", split, z[f"{split}_images"], z[f"{split}_labels"], FMNIST_CLASSES
+        )
+
+
+def load_cifar(name: str, split: str, root: str | None, download: bool = False) -> ImageArrays:
+    """CIFAR-10/100 from `root` in torchvision's layout, `uint8 [N,32,32,3]`."""
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    cls, folder = (CIFAR10, "cifar-10-batches-py") if name == "cifar10" else (
+        CIFAR100,
+        "cifar-100-python",
+    )
+    if root is None:
+        raise RkdscError(f"{name} needs data.root=DIR (a folder holding {folder}/)")
+    if not download and not (Path(root) / folder).is_dir():
+        raise RkdscError(
+            f"{name} not found: expected {Path(root) / folder}/ (torchvision layout); put the "
+            f"extracted archive there, or add data.download=true to fetch it once"
+        )
+    ds = cls(root, train=(split == "train"), download=download)
+    return ImageArrays(name, split, np.asarray(ds.data, np.uint8),
+                       np.asarray(ds.targets, np.int64), tuple(ds.classes))
+
+
+def load_imagefolder(split: str, root: str | None, image_size: int | None) -> ImageArrays:
+    """An ImageFolder tree `root/{train,test}/<class>/<image>`, resized to `image_size` (RGB)."""
+    from torchvision.datasets import ImageFolder
+
+    if root is None:
+        raise RkdscError("imagefolder needs data.root=DIR with DIR/train/<class>/*.png and DIR/test")
+    folder = Path(root) / split
+    if split == "test" and not folder.is_dir() and (Path(root) / "val").is_dir():
+        folder = Path(root) / "val"
+    if not folder.is_dir():
+        raise RkdscError(f"imagefolder split '{split}' not found: expected {folder}/<class>/<image>")
+    size = image_size or 64
+    ds = ImageFolder(str(folder))
+    images = np.stack(
+        [np.asarray(ds.loader(p).convert("RGB").resize((size, size))) for p, _ in ds.samples]
+    ).astype(np.uint8)
+    return ImageArrays("imagefolder", split, images, np.asarray(ds.targets, np.int64),
+                       tuple(ds.classes))
+
+
+def load_dataset(
+    name: str,
+    split: str,
+    root: str | None = None,
+    download: bool = False,
+    image_size: int | None = None,
+    limit: int | None = None,
+) -> ImageArrays:
+    """One door to every dataset: `name` in DATASETS, `split` in ('train', 'test')."""
+    if split not in SPLITS:
+        raise RkdscError(f"unknown split '{split}' (choose from {', '.join(SPLITS)})")
+    if name == "fmnist":
+        arrays = load_fmnist(split, root)
+    elif name == "fmnist_subset":
+        arrays = load_fmnist_subset(split)
+    elif name in ("cifar10", "cifar100"):
+        arrays = load_cifar(name, split, root, download)
+    elif name == "imagefolder":
+        arrays = load_imagefolder(split, root, image_size)
+    else:
+        raise RkdscError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})")
+    return arrays.take(limit)

@@ -1,0 +1,1 @@
+"""Knowledge-distillation losses and the two robust-KD stages (PAPER.md §4)."""

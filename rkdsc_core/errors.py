@@ -1,0 +1,9 @@
+"""The project's user-facing error: one line, printed by the CLI without a traceback."""
+
+
+class RkdscError(Exception):
+    """A problem the user can fix (bad input, missing data or dependency); the message says how."""
+
+
+class ConfigError(RkdscError, ValueError):
+    """An unknown, conflicting or ill-typed configuration key; the message names the key."""

@@ -1,0 +1,1 @@
+"""Accuracy-vs-SNR sweeps, baselines, plots and JSON reports."""

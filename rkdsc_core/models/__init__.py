@@ -1,0 +1,1 @@
+"""Teacher factory (timm), semantic decoder heads and baseline networks."""

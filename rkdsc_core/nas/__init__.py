@@ -1,0 +1,1 @@
+"""KDL-DARTS: ops, search space, supernet, architect, cost model, genotype, derived student."""

@@ -1,0 +1,1 @@
+"""Non-learned waveform pieces in numpy: preamble, header, pilots, framing, equalisation."""

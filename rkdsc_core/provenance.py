@@ -1,0 +1,45 @@
+"""Provenance stamped on every JSON a user sees: git sha, command, config, seed, date, versions."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def git_sha() -> str:
+    """Current commit (with `-dirty` when the tree has changes), or 'unknown' outside git."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=_REPO, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=_REPO, capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(config: Any = None, seed: int | None = None, **extra: Any) -> dict:
+    """A dict for the `provenance` key of result JSON files."""
+    import torch
+
+    out = {
+        "git_sha": git_sha(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "seed": seed,
+        "config": config,
+    }
+    out.update(extra)
+    return out

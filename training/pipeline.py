@@ -1,0 +1,56 @@
+"""Runs training stages in order; each stage is a function `run(ctx: StageContext) -> dict`."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+
+from rkdsc_core.config import load_config, save_config
+from rkdsc_core.errors import RkdscError
+from rkdsc_core.seeding import seed_everything
+from rkdsc_train.context import StageContext
+
+log = logging.getLogger(__name__)
+
+# name -> "module:function"; a stage's module is imported only when that stage runs.
+STAGES: dict[str, str] = {
+    "teacher": "rkdsc_train.stage_teacher:run",
+    "store": "rkdsc_train.stage_store:run",
+    "search": "rkdsc_train.stage_search:run",
+    "stage1": "rkdsc_train.stage_stage1:run",
+    "stage2": "rkdsc_train.stage_stage2:run",
+    "export": "rkdsc_train.stage_export:run",
+}
+
+
+def _stage_fn(name: str):
+    mod_name, fn_name = STAGES[name].split(":")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == mod_name:
+            raise RkdscError(f"stage '{name}' is not implemented in this version") from None
+        raise
+    return getattr(mod, fn_name)
+
+
+def run_pipeline(config_path, overrides, stages=None, resume=False) -> dict:
+    """Resolve the config, then run `stages` (default: all, in order); returns stage results."""
+    cfg = load_config(config_path, overrides)
+    names = list(stages) if stages else list(STAGES)
+    unknown = [s for s in names if s not in STAGES]
+    if unknown:
+        raise RkdscError(f"unknown stage '{unknown[0]}' (choose from {', '.join(STAGES)})")
+    names = [s for s in STAGES if s in names]  # always in pipeline order
+    save_config(cfg, f"{cfg.out_dir}/config.yaml")
+    results = {}
+    for name in names:
+        fn = _stage_fn(name)
+        seed_everything(cfg.seed)
+        ctx = StageContext(cfg, name, resume=resume)
+        t0 = time.time()
+        log.info("stage %s: start (out %s)", name, ctx.stage_dir)
+        results[name] = fn(ctx)
+        log.info("stage %s: done in %.1f s", name, time.time() - t0)
+    return results
