@@ -52,8 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="run training stages from a YAML config")
     p.add_argument("--config", required=True, help="YAML file of deltas over the defaults")
-    p.add_argument("--stage", action="append", default=None,
-                   help="stage to run (repeatable); default: every stage in order")
+    p.add_argument(
+        "--stage",
+        action="append",
+        default=None,
+        help="stage to run (repeatable); default: every stage in order",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoints")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.set_defaults(func=cmd_train)

@@ -173,7 +173,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 def merge(obj: Any, delta: dict, prefix: str = "") -> Any:
-    """Return a copy of dataclass `obj` with the nested mapping `delta` applied (no unknown keys)."""
+    """Copy of dataclass `obj` with the nested mapping `delta` applied; unknown keys raise."""
     if not isinstance(delta, dict):
         raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping")
     hints = typing.get_type_hints(type(obj))

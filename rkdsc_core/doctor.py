@@ -31,8 +31,12 @@ def check_gnuradio() -> Check:
     try:
         from gnuradio import gr  # noqa: PLC0415 - optional dependency, probed here only
     except Exception as exc:  # noqa: BLE001 - numpy 2 raises ImportError/AttributeError
-        return Check("gnuradio", FAIL, f"cannot import gnuradio ({type(exc).__name__}: {exc})",
-                     "sudo apt-get install gnuradio (or radioconda), then make setup")
+        return Check(
+            "gnuradio",
+            FAIL,
+            f"cannot import gnuradio ({type(exc).__name__}: {exc})",
+            "sudo apt-get install gnuradio (or radioconda), then make setup",
+        )
     ver = gr.version()
     status = OK if ver.startswith("3.10") else WARN
     return Check("gnuradio", status, ver, "" if status == OK else "tested with GNU Radio 3.10.x")
@@ -43,8 +47,12 @@ def check_numpy() -> Check:
 
     major = int(numpy.__version__.split(".")[0])
     if major >= 2:
-        return Check("numpy", FAIL, f"{numpy.__version__} (GNU Radio 3.10 needs numpy < 2)",
-                     "pip install 'numpy<2' in the venv (make setup does this)")
+        return Check(
+            "numpy",
+            FAIL,
+            f"{numpy.__version__} (GNU Radio 3.10 needs numpy < 2)",
+            "pip install 'numpy<2' in the venv (make setup does this)",
+        )
     return Check("numpy", OK, f"{numpy.__version__} (< 2 as GNU Radio 3.10 requires)")
 
 
@@ -61,8 +69,12 @@ def check_datasets() -> Check:
     try:
         src = fmnist_source_dir()
     except RkdscError as exc:
-        return Check("dataset fmnist", FAIL, str(exc).split(":")[0],
-                     "sudo apt-get install dataset-fashion-mnist")
+        return Check(
+            "dataset fmnist",
+            FAIL,
+            str(exc).split(":")[0],
+            "sudo apt-get install dataset-fashion-mnist",
+        )
     return Check("dataset fmnist", OK, str(src))
 
 
@@ -78,8 +90,12 @@ def check_grc_blocks() -> Check:
     seen = [p for p in os.environ.get("GRC_BLOCKS_PATH", "").split(os.pathsep) if p]
     if any(Path(p).resolve() == path.resolve() for p in seen):
         return Check("grc blocks", OK, f"{len(ymls)} blocks in {path}, on GRC_BLOCKS_PATH")
-    return Check("grc blocks", WARN, f"{len(ymls)} blocks in {path}, not on GRC_BLOCKS_PATH",
-                 'export GRC_BLOCKS_PATH="$(rkdsc grc-path)"')
+    return Check(
+        "grc blocks",
+        WARN,
+        f"{len(ymls)} blocks in {path}, not on GRC_BLOCKS_PATH",
+        'export GRC_BLOCKS_PATH="$(rkdsc grc-path)"',
+    )
 
 
 def check_bundle() -> Check:
@@ -90,8 +106,12 @@ def check_bundle() -> Check:
     path = default_bundle_path()
     if (path / "manifest.yaml").is_file():
         return Check("default bundle", OK, str(path))
-    return Check("default bundle", WARN, f"missing at {path}",
-                 "rkdsc train --config training/configs/fmnist.yaml")
+    return Check(
+        "default bundle",
+        WARN,
+        f"missing at {path}",
+        "rkdsc train --config training/configs/fmnist.yaml",
+    )
 
 
 def run_checks() -> list[Check]:

@@ -20,7 +20,10 @@ def git_sha() -> str:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=_REPO, capture_output=True, text=True, timeout=5,
+            cwd=_REPO,
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
         return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
     except (OSError, subprocess.SubprocessError):

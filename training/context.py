@@ -65,8 +65,9 @@ class StageContext:
             state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - a damaged file: say which, keep the file
             raise RkdscError(f"cannot read checkpoint {self.checkpoint_path}: {exc}") from None
-        log.info("%s: resuming from %s (epoch %s)", self.name, self.checkpoint_path,
-                 state.get("epoch"))
+        log.info(
+            "%s: resuming from %s (epoch %s)", self.name, self.checkpoint_path, state.get("epoch")
+        )
         return state
 
     def write_json(self, name: str, data: dict) -> Path:

@@ -126,9 +126,13 @@ def load_cifar(name: str, split: str, root: str | None, download: bool = False) 
     """CIFAR-10/100 from `root` in torchvision's layout, `uint8 [N,32,32,3]`."""
     from torchvision.datasets import CIFAR10, CIFAR100
 
-    cls, folder = (CIFAR10, "cifar-10-batches-py") if name == "cifar10" else (
-        CIFAR100,
-        "cifar-100-python",
+    cls, folder = (
+        (CIFAR10, "cifar-10-batches-py")
+        if name == "cifar10"
+        else (
+            CIFAR100,
+            "cifar-100-python",
+        )
     )
     if root is None:
         raise RkdscError(f"{name} needs data.root=DIR (a folder holding {folder}/)")
@@ -138,8 +142,13 @@ def load_cifar(name: str, split: str, root: str | None, download: bool = False) 
             f"extracted archive there, or add data.download=true to fetch it once"
         )
     ds = cls(root, train=(split == "train"), download=download)
-    return ImageArrays(name, split, np.asarray(ds.data, np.uint8),
-                       np.asarray(ds.targets, np.int64), tuple(ds.classes))
+    return ImageArrays(
+        name,
+        split,
+        np.asarray(ds.data, np.uint8),
+        np.asarray(ds.targets, np.int64),
+        tuple(ds.classes),
+    )
 
 
 def load_imagefolder(split: str, root: str | None, image_size: int | None) -> ImageArrays:
@@ -147,19 +156,24 @@ def load_imagefolder(split: str, root: str | None, image_size: int | None) -> Im
     from torchvision.datasets import ImageFolder
 
     if root is None:
-        raise RkdscError("imagefolder needs data.root=DIR with DIR/train/<class>/*.png and DIR/test")
+        raise RkdscError(
+            "imagefolder needs data.root=DIR with DIR/train/<class>/*.png and DIR/test"
+        )
     folder = Path(root) / split
     if split == "test" and not folder.is_dir() and (Path(root) / "val").is_dir():
         folder = Path(root) / "val"
     if not folder.is_dir():
-        raise RkdscError(f"imagefolder split '{split}' not found: expected {folder}/<class>/<image>")
+        raise RkdscError(
+            f"imagefolder split '{split}' not found: expected {folder}/<class>/<image>"
+        )
     size = image_size or 64
     ds = ImageFolder(str(folder))
     images = np.stack(
         [np.asarray(ds.loader(p).convert("RGB").resize((size, size))) for p, _ in ds.samples]
     ).astype(np.uint8)
-    return ImageArrays("imagefolder", split, images, np.asarray(ds.targets, np.int64),
-                       tuple(ds.classes))
+    return ImageArrays(
+        "imagefolder", split, images, np.asarray(ds.targets, np.int64), tuple(ds.classes)
+    )
 
 
 def load_dataset(
