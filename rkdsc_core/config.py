@@ -120,6 +120,24 @@ class Stage2Config:
     ce_weight: float = 1.0
     kl_weight: float = 1.0
     temperature: float = 4.0
+    tx_snr_unknown_prob: float = 0.5  # share of samples whose encoder is not told the SNR
+    k_max: int = 64
+    cat_tokens: int = 16
+    cat_d_model: int = 64
+    cat_heads: int = 4
+    cat_enc_layers: int = 2
+    cat_dec_layers: int = 2
+    val_limit: int = 2000  # held-out training images used to pick the best epoch
+
+
+@dataclass
+class ExportConfig:
+    """Bundle export: `<out_dir>/bundle`, its rate table and optional publication as default."""
+
+    rate_table_n: int = 2000
+    rate_table_snrs: list[float] = field(default_factory=lambda: [-10, -5, 0, 5, 10, 15, 20])
+    rate_table_channels: list[str] = field(default_factory=lambda: ["awgn", "rayleigh"])
+    publish_default: bool = False  # copy into rkdsc_core/bundles/default
 
 
 @dataclass
@@ -136,6 +154,7 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 from rkdsc_core.bundle import load_component, read_manifest, resolve_bundle_path
+from rkdsc_core.channels.equalize import mmse_equalize
+from rkdsc_core.channels.snr import noise_variance
 from rkdsc_core.data.transforms import Normalisation, to_tensor
 
 log = logging.getLogger(__name__)
@@ -129,8 +131,6 @@ class Receiver:
         self.bundle = bundle
 
     def decode(self, symbols: np.ndarray, snr_db, csi=None) -> np.ndarray:
-        from rkdsc_core.channels import mmse_equalize
-
         bun = self.bundle
         y = np.asarray(symbols)
         if y.ndim == 1:
@@ -149,7 +149,10 @@ class Receiver:
             h = np.repeat(h[:, None], k, 1) if h.shape == (b,) else h
             if h.shape != (b, k):
                 raise ValueError(f"csi must be [B] or [B,K]; got {list(np.shape(csi))}")
-            yt, snr = mmse_equalize(yt, torch.from_numpy(h), snr)
+            if np.ndim(snr_db) == 2:
+                raise ValueError("with csi, snr_db is the channel's average SNR: scalar or [B]")
+            n0 = noise_variance(snr[:, 0])
+            yt, snr = mmse_equalize(yt, torch.from_numpy(h), n0)
         pad = bun.k_max - k
         yt = torch.nn.functional.pad(yt, (0, pad))
         snr = torch.nn.functional.pad(snr, (0, pad))

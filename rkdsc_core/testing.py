@@ -1,0 +1,83 @@
+"""Test helpers: a tiny, randomly initialised but complete model bundle built in about a second.
+
+Used by unit tests and GNU Radio block tests that need a real bundle on disk; never shipped as a
+model (its accuracy is chance level).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from rkdsc_core.bundle import count_params, save_bundle
+from rkdsc_core.codec.cat import CATCodec, CATConfig
+from rkdsc_core.data.datasets import FMNIST_CLASSES
+from rkdsc_core.data.transforms import Normalisation
+from rkdsc_core.nas.genotype import Genotype
+from rkdsc_core.nas.student import build_student, student_spec
+
+TINY_GENOTYPE = Genotype(
+    primitives=("none", "skip_connect", "sep_conv_3x3", "max_pool_3x3"),
+    normal=((("sep_conv_3x3", 0), ("skip_connect", 1)), (("sep_conv_3x3", 1), ("skip_connect", 2))),
+    normal_concat=(2, 3),
+    reduce=((("max_pool_3x3", 0), ("sep_conv_3x3", 1)), (("skip_connect", 2), ("max_pool_3x3", 1))),
+    reduce_concat=(2, 3),
+)
+
+
+def make_tiny_bundle(
+    path: str | Path,
+    feature_dim: int = 32,
+    rates: tuple[int, ...] = (4, 8, 16),
+    seed: int = 0,
+    with_teacher: bool = False,
+) -> Path:
+    """Write a tiny Fashion-MNIST-shaped bundle (28×28×1, 10 classes) to `path`; returns it."""
+    torch.manual_seed(seed)
+    arch = dict(in_channels=1, num_classes=10, feature_dim=feature_dim, init_channels=4, layers=3)
+    student = build_student(TINY_GENOTYPE, **arch)
+    cat = CATCodec(
+        CATConfig(
+            feature_dim=feature_dim,
+            k_max=max(rates),
+            rates=rates,
+            tokens=4,
+            d_model=16,
+            heads=2,
+            enc_layers=1,
+            dec_layers=1,
+        )
+    )
+    head = nn.Linear(feature_dim, 10)
+    norm = Normalisation.for_dataset("fmnist")
+    manifest = {
+        "name": "tiny-test",
+        "dataset": {
+            "name": "fmnist",
+            "classes": list(FMNIST_CLASSES),
+            "image_size": [28, 28],
+            "channels": 1,
+            "mean": list(norm.mean),
+            "std": list(norm.std),
+        },
+        "student": {"spec": student_spec(TINY_GENOTYPE, **arch), "params": count_params(student)},
+        "cat": {"spec": cat.cfg.to_dict(), "params": count_params(cat)},
+        "head": {
+            "spec": {"in_features": feature_dim, "num_classes": 10},
+            "params": count_params(head),
+        },
+        "rate_table": {
+            "awgn": {
+                "snr_db": [-5.0, 5.0],
+                "rates": list(rates),
+                "clean_accuracy": 0.5,
+                "accuracy": [[0.1 + 0.1 * i, 0.3 + 0.05 * i] for i in range(len(rates))],
+            }
+        },
+    }
+    modules = {"student": student, "cat": cat, "head": head}
+    if with_teacher:
+        raise NotImplementedError("tiny teacher arrives with the teacher factory")
+    return save_bundle(path, manifest, modules)
