@@ -38,6 +38,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rkdsc_core.eval.report import print_report, run_eval
+
+    rep = run_eval(args)
+    print_report(rep)
+    if args.json:
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v]
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="rkdsc", description=__doc__)
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -61,6 +79,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoints")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="offline accuracy: clean, and through a channel vs SNR / K")
+    p.add_argument("--bundle", default="default", help="'default' or a bundle folder")
+    p.add_argument("--clean", action="store_true", help="teacher and student accuracy, no channel")
+    p.add_argument(
+        "--channel",
+        action="append",
+        choices=["awgn", "rayleigh", "rayleigh_fast", "rician"],
+        help="channel (repeatable)",
+    )
+    p.add_argument(
+        "--snr",
+        type=_floats,
+        default=list(range(-10, 25, 2)),
+        help="SNRs in dB, comma-separated (default -10..24 step 2)",
+    )
+    p.add_argument("--rate", type=_ints, default=None, help="K symbols per image, e.g. 16 or 4,16")
+    p.add_argument(
+        "--rate-snr",
+        type=float,
+        default=None,
+        help="also sweep every trained K at this SNR (accuracy vs K)",
+    )
+    p.add_argument("--n", type=int, default=None, help="number of test images (default: all)")
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--data-root", default=None, help="dataset root (CIFAR/ImageFolder)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--baselines", default=None, help="comma-separated baselines, or 'all'")
+    p.add_argument("--json", default=None, help="write the report here")
+    p.add_argument("--plot", default=None, help="write accuracy-vs-SNR PNG here")
+    p.set_defaults(func=cmd_eval)
     return ap
 
 

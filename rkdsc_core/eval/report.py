@@ -1,0 +1,161 @@
+"""`rkdsc eval`: run the requested measurements and write the JSON of DESIGN.md §5 and plots."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from rkdsc_core.data.datasets import load_dataset
+from rkdsc_core.errors import RkdscError
+from rkdsc_core.eval.harness import clean_accuracy, rate_sweep, snr_sweep
+from rkdsc_core.provenance import provenance
+from rkdsc_core.runtime import Bundle, load_bundle
+
+log = logging.getLogger(__name__)
+
+
+def flops_per_image(module, *inputs) -> int:
+    """Forward FLOPs for one sample, counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        module(*inputs)
+    return int(counter.get_total_flops())
+
+
+def model_flops(bundle: Bundle) -> dict:
+    h, w, c = bundle.image_shape
+    x = torch.zeros(1, c, h, w)
+    cat = bundle.cat
+    feat = torch.zeros(1, cat.cfg.feature_dim)
+    k = cat.cfg.k_max
+    mask = torch.ones(1, k, dtype=torch.bool)
+    return {
+        "teacher_flops": flops_per_image(bundle.teacher.logits, x),
+        "student_flops": flops_per_image(bundle.student, x),
+        "cat_encoder_flops": flops_per_image(lambda f: cat.encode(f, k, 0.0), feat),
+        "cat_decoder_flops": flops_per_image(
+            lambda y: cat.decode(y, torch.zeros(1, k), mask), torch.zeros(1, k, torch.complex64)
+        ),
+        "head_flops": flops_per_image(bundle.head, feat),
+    }
+
+
+def run_eval(args) -> dict:
+    """Measure what `args` asks for; returns the report dict (also written to --json)."""
+    bundle = load_bundle(args.bundle)
+    ds = bundle.manifest["dataset"]["name"]
+    data = load_dataset(ds, args.split, args.data_root, limit=args.n)
+    if args.n is not None and len(data) < args.n:
+        raise RkdscError(f"--n {args.n} asks for more images than the {args.split} split has")
+    rates = args.rate or [16 if 16 in bundle.rates else bundle.rates[0]]
+    channels = args.channel or ([] if args.clean else ["awgn"])
+    rep: dict = {
+        "bundle": str(bundle.path),
+        "dataset": ds,
+        "split": args.split,
+        "n": len(data),
+        "channel": channels[0] if channels else None,
+        "rate": rates[0],
+    }
+    if args.clean or channels:
+        clean = clean_accuracy(bundle, data)
+        rep.update(clean)
+        if args.clean:
+            rep.update(model_flops(bundle))
+    if args.baselines:
+        raise RkdscError("baselines are not available in this version (see the baselines issue)")
+    curves = []
+    for ch in channels:
+        for k in rates:
+            curves.append(
+                {
+                    "channel": ch,
+                    "rate": k,
+                    "points": snr_sweep(bundle, data, ch, args.snr, k, args.seed),
+                }
+            )
+    if curves:
+        rep["points"] = curves[0]["points"]
+        rep["curves"] = curves
+        rep["baselines"] = {}
+    if args.rate_snr is not None:
+        rep["rate_curves"] = [
+            {
+                "channel": ch,
+                "snr_db": args.rate_snr,
+                "points": rate_sweep(bundle, data, ch, args.rate_snr, bundle.rates, args.seed),
+            }
+            for ch in channels or ["awgn"]
+        ]
+    rep["provenance"] = provenance(
+        config={"bundle_provenance": bundle.manifest.get("provenance", {}).get("git_sha")},
+        seed=args.seed,
+    )
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rep, indent=2))
+    if args.plot and curves:
+        plot_curves(rep, args.plot)
+    return rep
+
+
+def plot_curves(rep: dict, path: str) -> Path:
+    """Accuracy vs SNR, one line per (channel, rate), clean accuracy as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for c in rep["curves"]:
+        ax.plot(
+            [p["snr_db"] for p in c["points"]],
+            [p["accuracy"] for p in c["points"]],
+            marker="o",
+            ms=3,
+            label=f"RKD-SC {c['channel']} K={c['rate']}",
+        )
+    for name, pts in rep.get("baselines", {}).items():
+        ax.plot([p["snr_db"] for p in pts], [p["accuracy"] for p in pts], ls=":", label=name)
+    if "clean_accuracy" in rep:
+        ax.axhline(rep["clean_accuracy"], ls="--", c="grey", lw=1, label="student, no channel")
+    if "teacher_accuracy" in rep:
+        ax.axhline(rep["teacher_accuracy"], ls="-.", c="k", lw=1, label="teacher, no channel")
+    ax.set_xlabel("SNR (Es/N0, dB)")
+    ax.set_ylabel("top-1 accuracy")
+    ax.set_title(f"{rep['dataset']} {rep['split']}, n={rep['n']}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def print_report(rep: dict) -> None:
+    """Human-readable summary on stdout (the CLI's job)."""
+    for key in (
+        "clean_accuracy",
+        "teacher_accuracy",
+        "student_params",
+        "teacher_params",
+        "cat_params",
+        "head_params",
+    ):
+        if key in rep:
+            print(f"{key:>18}: {rep[key]:.4f}" if "accuracy" in key else f"{key:>18}: {rep[key]}")
+    for c in rep.get("curves", []):
+        print(
+            f"{c['channel']} K={c['rate']}: "
+            + "  ".join(f"{p['snr_db']:g}dB {p['accuracy']:.3f}" for p in c["points"])
+        )
+    for c in rep.get("rate_curves", []):
+        print(
+            f"{c['channel']} at {c['snr_db']:g} dB: "
+            + "  ".join(f"K={p['rate']} {p['accuracy']:.3f}" for p in c["points"])
+        )
