@@ -97,13 +97,21 @@ class Stage1Config:
 
 @dataclass
 class ChannelMixConfig:
-    """Training channel mix: each sample draws a channel and an SNR (DESIGN.md §3)."""
+    """Training channel mix: each sample draws a channel and an SNR (DESIGN.md §3).
+
+    Read by `rkdsc_core.channels.ChannelMix.from_config`; channels from awgn | rayleigh |
+    rayleigh_fast | rician; weights None = uniform.
+    """
 
     channels: list[str] = field(default_factory=lambda: ["awgn", "rayleigh"])
     weights: list[float] | None = None
     snr_min_db: float = -10.0
     snr_max_db: float = 20.0
-    rician_k: float = 4.0
+    rician_k: float = 4.0  # K-factor of "rician"
+    fd_ts: float = 0.01  # normalised Doppler f_D·T_s of "rayleigh_fast"
+    csi: str = "perfect"  # perfect | ls | lmmse (pilot-estimated)
+    equalizer: str = "mmse"  # zf | mmse | mmse_biased
+    num_pilots: int = 4  # pilots per image when csi is estimated
 
 
 @dataclass
