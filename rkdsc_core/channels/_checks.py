@@ -65,7 +65,9 @@ def per_sample(
     return t
 
 
-def check_scalar(value: float, name: str, *, minimum: float = -math.inf, strict: bool = False):
+def check_scalar(
+    value: float, name: str, *, minimum: float = -math.inf, strict: bool = False
+) -> float:
     """A finite real number >= (or > when `strict`) `minimum`; returns it as float."""
     try:
         v = float(value)

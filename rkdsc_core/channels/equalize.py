@@ -16,7 +16,10 @@ from rkdsc_core.channels.snr import linear_to_db
 _TINY = 1e-30  # floor of |h|² and N0: huge but finite outputs (noiseless → ~300 dB), never NaN
 
 
-def _prepare(y, h, noise_var):
+def _prepare(
+    y: object, h: object, noise_var: object
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
+    """y, h as tensors on y's device/dtype, N0 as real [B, 1], and whether y came as numpy."""
     y_t, was_np = to_torch(y, "y")
     check_symbols(y_t, "y")
     h_t, _ = to_torch(h, "h")
@@ -28,7 +31,7 @@ def _prepare(y, h, noise_var):
     return y_t, h_t.to(device=y_t.device, dtype=y_t.dtype), n0.unsqueeze(1), was_np
 
 
-def _err_var(err_var, like: torch.Tensor) -> torch.Tensor:
+def _err_var(err_var: object, like: torch.Tensor) -> torch.Tensor:
     """err_var as a real tensor broadcastable to `like` [B, K]: scalar, [B] or [B, K]."""
     real = like.real.dtype
     if getattr(err_var, "ndim", 0) != 2:

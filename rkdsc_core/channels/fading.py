@@ -16,6 +16,7 @@ from rkdsc_core.channels._checks import (
     check_scalar,
     check_symbols,
     per_sample,
+    real_dtype,
     uniform,
 )
 from rkdsc_core.channels.awgn import add_noise, complex_normal
@@ -58,7 +59,15 @@ class FadingModel(nn.Module):
         """Same as `generate`."""
         return self.generate(batch_size, num_symbols, **kwargs)
 
-    def _draw(self, b: int, n: int, generator, device, dtype) -> torch.Tensor:
+    def _draw(
+        self,
+        b: int,
+        n: int,
+        generator: torch.Generator | None,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """Subclasses: complex `dtype` [b, n] gains on `device`."""
         raise NotImplementedError
 
 
@@ -100,12 +109,12 @@ class RicianBlockFading(FadingModel):
     def _draw(self, b, n, generator, device, dtype):
         k = self.k_factor
         scatter = complex_normal((b, 1), generator=generator, device=device, dtype=dtype)
+        real = real_dtype(dtype)
         if self.los_phase is None:
-            real = torch.float64 if dtype == torch.complex128 else torch.float32
             theta = 2 * math.pi * uniform((b, 1), generator=generator, device=device, dtype=real)
         else:
-            theta = torch.full((b, 1), self.los_phase, device=device)
-        los = torch.polar(torch.full_like(theta, math.sqrt(k / (k + 1))), theta).to(dtype)
+            theta = torch.full((b, 1), self.los_phase, device=device, dtype=real)
+        los = torch.polar(torch.full_like(theta, math.sqrt(k / (k + 1))), theta)
         return (los + math.sqrt(1 / (k + 1)) * scatter).expand(b, n).contiguous()
 
     def extra_repr(self) -> str:
@@ -114,9 +123,7 @@ class RicianBlockFading(FadingModel):
 
 def _unit_phasor(phase: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """e^{j·phase} as complex `dtype` (phase is float64, reduced mod 2π before narrowing)."""
-    phase = torch.remainder(phase, 2 * math.pi)
-    real = torch.float64 if dtype == torch.complex128 else torch.float32
-    phase = phase.to(real)
+    phase = torch.remainder(phase, 2 * math.pi).to(real_dtype(dtype))
     return torch.polar(torch.ones_like(phase), phase)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 Number = TypeVar("Number", float, np.ndarray, torch.Tensor)
+PowerLike = float | np.ndarray | torch.Tensor
 
 #: Powers below this are treated as this when converted to dB (−300 dB instead of −inf).
 POWER_FLOOR = 1e-30
@@ -67,7 +68,7 @@ def linear_to_db(value: Number) -> Number:
     return out if isinstance(value, np.ndarray) else float(out)
 
 
-def noise_variance(snr_db: Number, signal_power: Number = 1.0) -> Number:
+def noise_variance(snr_db: Number, signal_power: PowerLike = 1.0) -> Number:
     """Total complex noise variance N0 = P · 10^(−snr_db/10) (half of it per rail).
 
     Args:
@@ -89,7 +90,7 @@ def noise_variance(snr_db: Number, signal_power: Number = 1.0) -> Number:
     return float(signal_power) * 10.0 ** (-float(snr_db) / 10.0)
 
 
-def noise_voltage(snr_db: Number, signal_power: Number = 1.0) -> Number:
+def noise_voltage(snr_db: Number, signal_power: PowerLike = 1.0) -> Number:
     """sqrt(P · N0): the `noise_voltage` argument of GNU Radio's `channels.channel_model`.
 
     That block adds complex noise of total power exactly `noise_voltage**2` (GNURADIO.md), so with
@@ -110,7 +111,7 @@ def noise_voltage(snr_db: Number, signal_power: Number = 1.0) -> Number:
     return math.sqrt(n0)
 
 
-def measure_snr_db(clean: Number, received: Number) -> float:
+def measure_snr_db(clean: np.ndarray | torch.Tensor, received: np.ndarray | torch.Tensor) -> float:
     """Measured Es/N0 in dB of `received = clean + noise`: mean|clean|² / mean|received − clean|².
 
     Both arrays (numpy or torch, any equal shape, complex); the means run over all elements.
