@@ -15,8 +15,7 @@ import numpy as np
 import torch
 
 from rkdsc_core.bundle import load_component, read_manifest, resolve_bundle_path
-from rkdsc_core.channels.equalize import mmse_equalize
-from rkdsc_core.channels.snr import noise_variance
+from rkdsc_core.channels import mmse_equalize, noise_variance
 from rkdsc_core.data.transforms import Normalisation, to_tensor
 
 log = logging.getLogger(__name__)

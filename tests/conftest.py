@@ -3,8 +3,11 @@
 import os
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Small kernels dominate the tests; on a shared 2-core machine one thread is much faster.
+torch.set_num_threads(1)
 
 
 def _have_gnuradio() -> bool:

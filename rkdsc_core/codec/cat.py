@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from rkdsc_core.channels.power import normalize_power
+from rkdsc_core.channels import normalize_power
 
 SNR_SCALE_DB = 20.0  # SNR inputs are fed as snr_db / 20, clamped to ±2 (−40…40 dB)
 
