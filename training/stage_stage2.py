@@ -1,0 +1,202 @@
+"""Stage 2: train the CAT codec and head through the channel mix on a frozen (or slowly tuned)
+student, with teacher targets from the feature store (PAPER.md §4–5, DESIGN.md §3)."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rkdsc_core.bundle import count_params
+from rkdsc_core.codec.cat import CATCodec, CATConfig
+from rkdsc_core.data.datasets import load_dataset
+from rkdsc_core.data.transforms import Normalisation, random_crop_flip, to_tensor
+from rkdsc_core.distill.losses import KDWeights
+from rkdsc_core.distill.robust import RobustDistiller
+from rkdsc_core.provenance import provenance
+from rkdsc_train.artifacts import load_stage1_student
+from rkdsc_train.context import StageContext
+from rkdsc_train.targets import teacher_targets
+
+log = logging.getLogger(__name__)
+
+
+def cat_config(cfg, feature_dim: int) -> CATConfig:
+    s = cfg.stage2
+    return CATConfig(
+        feature_dim=feature_dim,
+        k_max=s.k_max,
+        rates=tuple(s.rates),
+        tokens=s.cat_tokens,
+        d_model=s.cat_d_model,
+        heads=s.cat_heads,
+        enc_layers=s.cat_enc_layers,
+        dec_layers=s.cat_dec_layers,
+    )
+
+
+@torch.no_grad()
+def student_features(student, images: np.ndarray, norm: Normalisation, device, bs=500):
+    """float32 [N, D] clean student features (computed once: the student is frozen)."""
+    out = []
+    for i in tqdm(range(0, len(images), bs), desc="student features", leave=False):
+        out.append(student(to_tensor(images[i : i + bs], norm).to(device))[0].cpu())
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def validate(distiller: RobustDistiller, feats, z_t, logits_t, labels, mix, seed: int) -> dict:
+    """Accuracy on the held-out set for each channel at fixed SNRs and K=16 (or nearest)."""
+    from rkdsc_core.channels import make_channel
+
+    cat, head = distiller.cat, distiller.head
+    k = min(cat.cfg.rates, key=lambda r: abs(r - 16))
+    res = {}
+    for name, snr in (("awgn", 0.0), ("awgn", -5.0), ("rayleigh", 5.0)):
+        g = torch.Generator().manual_seed(seed)
+        ch = make_channel(name)
+        x = cat.encode(feats, k, None)
+        out = ch(x[:, :k], torch.full((len(x),), snr), generator=g)
+        mask = CATCodec.rate_mask(torch.full((len(x),), k), cat.cfg.k_max)
+        y = torch.nn.functional.pad(out.symbols, (0, cat.cfg.k_max - k))
+        s = torch.nn.functional.pad(out.snr_eff_db, (0, cat.cfg.k_max - k))
+        acc = (head(cat.decode(y, s, mask)).argmax(1) == labels).float().mean().item()
+        res[f"{name}_{snr:g}dB_K{k}"] = acc
+    return res
+
+
+def run(ctx: StageContext) -> dict:
+    from rkdsc_core.channels import ChannelMix
+
+    cfg, s2, dev = ctx.cfg, ctx.cfg.stage2, ctx.device
+    student, student_entry = load_stage1_student(ctx.run_dir)
+    student = student.to(dev).eval()
+    tune_student = s2.student_lr is not None
+    for p in student.parameters():
+        p.requires_grad_(tune_student)
+    data = load_dataset(cfg.data.name, "train", cfg.data.root, limit=cfg.data.train_limit)
+    norm = Normalisation.for_dataset(cfg.data.name)
+    targets = teacher_targets(ctx, "train")
+    n_val = min(s2.val_limit, int(len(data) * cfg.data.val_fraction))
+    feats = student_features(student, data.images, norm, dev)
+    z_t = torch.from_numpy(np.asarray(targets.embeddings[: len(data)], np.float32))
+    l_t = torch.from_numpy(np.asarray(targets.logits[: len(data)], np.float32))
+    labels = torch.from_numpy(data.labels)
+    tr, va = slice(0, len(data) - n_val), slice(len(data) - n_val, len(data))
+
+    cat = CATCodec(cat_config(cfg, feats.shape[1])).to(dev)
+    head = torch.nn.Linear(feats.shape[1], len(data.classes)).to(dev)
+    head.load_state_dict(student.head.state_dict())
+    mix = ChannelMix.from_config(s2.channel)
+    weights = KDWeights(s2.feature_weight, s2.kl_weight, s2.ce_weight, s2.temperature)
+    distiller = RobustDistiller(cat, head, mix, weights, s2.tx_snr_unknown_prob).to(dev)
+    params = list(cat.parameters()) + list(head.parameters())
+    groups = [{"params": params, "lr": s2.lr}]
+    if tune_student:
+        groups.append({"params": list(student.parameters()), "lr": s2.student_lr})
+        params = params + groups[1]["params"]
+    opt = torch.optim.AdamW(groups, weight_decay=1e-4)
+    n_tr = tr.stop
+    steps = max(1, s2.epochs * math.ceil(n_tr / s2.batch_size))
+    max_lr = [g["lr"] for g in groups]
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr, total_steps=steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    start, history, best = 0, [], {"score": -1.0}
+    state = ctx.load_checkpoint()
+    if state is not None:
+        cat.load_state_dict(state["cat"])
+        head.load_state_dict(state["head"])
+        student.load_state_dict(state["student"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        gen.set_state(state["gen"])
+        start, history, best = state["epoch"] + 1, state["history"], state["best"]
+    for epoch in range(start, s2.epochs):
+        distiller.train()
+        student.train(tune_student)
+        order = torch.randperm(n_tr, generator=gen)
+        sums: dict[str, float] = {}
+        bar = tqdm(range(0, n_tr, s2.batch_size), desc=f"stage2 {epoch + 1}/{s2.epochs}")
+        for i in bar:
+            idx = order[i : i + s2.batch_size]
+            if tune_student:  # features through the student being tuned, with light augmentation
+                x = random_crop_flip(to_tensor(data.images[idx.numpy()], norm), generator=gen)
+                f = student(x.to(dev))[0]
+            else:
+                f = feats[idx].to(dev)
+            terms = distiller.forward_train(
+                f, z_t[idx].to(dev), l_t[idx].to(dev), labels[idx].to(dev), gen
+            )
+            opt.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            sched.step()
+            for key, v in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(v) * len(idx)
+            bar.set_postfix(loss=f"{float(terms['loss']):.3f}", acc=f"{float(terms['acc']):.3f}")
+        distiller.eval()
+        student.eval()
+        if tune_student:
+            feats = student_features(student, data.images, norm, dev)
+        val = validate(distiller, feats[va], z_t[va], l_t[va], labels[va], mix, cfg.seed)
+        row = {"epoch": epoch, **{k: v / n_tr for k, v in sums.items()}, "val": val}
+        history.append(row)
+        log.info("stage2 epoch %d: %s", epoch, row)
+        score = float(np.mean(list(val.values())))
+        if score > best["score"]:
+            best = {"score": score, "epoch": epoch}
+            torch.save(
+                {
+                    "cat": cat.state_dict(),
+                    "head": head.state_dict(),
+                    "student": student.state_dict(),
+                },
+                ctx.stage_dir / "best.pt",
+            )
+        ctx.save_checkpoint(
+            {
+                "cat": cat.state_dict(),
+                "head": head.state_dict(),
+                "student": student.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "gen": gen.get_state(),
+                "epoch": epoch,
+                "history": history,
+                "best": best,
+            }
+        )
+    best_state = torch.load(ctx.stage_dir / "best.pt", weights_only=True)
+    cat.load_state_dict(best_state["cat"])
+    head.load_state_dict(best_state["head"])
+    student.load_state_dict(best_state["student"])
+    from safetensors.torch import save_file
+
+    if tune_student:
+        save_file(
+            {k: v.contiguous() for k, v in student.state_dict().items()},
+            str(ctx.stage_dir / "student.safetensors"),
+        )
+    save_file(
+        {k: v.contiguous() for k, v in cat.state_dict().items()},
+        str(ctx.stage_dir / "cat.safetensors"),
+    )
+    save_file(head.state_dict(), str(ctx.stage_dir / "head.safetensors"))
+    metrics = {
+        "student_tuned": tune_student,
+        "student_spec": student_entry["spec"],
+        "cat_spec": cat.cfg.to_dict(),
+        "cat_params": count_params(cat),
+        "head_params": count_params(head),
+        "best": best,
+        "history": history,
+        "train_images": n_tr,
+        "val_images": n_val,
+        "provenance": provenance(config=None, seed=cfg.seed),
+    }
+    ctx.write_json("metrics.json", metrics)
+    return metrics
