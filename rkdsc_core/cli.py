@@ -48,6 +48,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_loopback(args: argparse.Namespace) -> int:
+    try:
+        from rkdsc_gr.loopback import run_loopback  # GNU Radio is imported here, not at top level
+    except ImportError as exc:
+        raise RkdscError(f"rkdsc loopback needs GNU Radio ({exc}): run 'make setup'") from None
+    keys = ("bundle", "channel", "rate", "n", "split", "data_root", "seed", "phy", "fd_ts")
+    rep = run_loopback(snrs=args.snr, k_factor=args.k_factor, **{k: getattr(args, k) for k in keys})
+    for p in rep["points"]:
+        print(
+            f"{rep['channel']} K={rep['rate']} {p['snr_db']:g} dB: accuracy {p['accuracy']:.4f}  "
+            f"frames {p['frames_detected']}/{p['frames_sent']}  {p['images_per_s']:.0f} images/s"
+        )
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rep, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v]
 
@@ -110,6 +131,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="write the report here")
     p.add_argument("--plot", default=None, help="write accuracy-vs-SNR PNG here")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("loopback", help="the eval, through a GNU Radio flowgraph (rkdsc blocks)")
+    p.add_argument("--phy", default="symbol", choices=["symbol", "waveform"])
+    p.add_argument("--bundle", default="default", help="'default' or a bundle folder")
+    p.add_argument(
+        "--channel", default="awgn", choices=["awgn", "rayleigh", "rayleigh_fast", "rician"]
+    )
+    p.add_argument("--snr", type=_floats, default=list(range(-10, 25, 2)), help="SNRs in dB, a,b,c")
+    p.add_argument("--rate", type=int, default=16, help="K symbols per image")
+    p.add_argument("--n", type=int, default=None, help="number of test images (default: all)")
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--data-root", default=None, help="dataset root (CIFAR/ImageFolder)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fd-ts", type=float, default=0.01, help="Doppler f_D*T_s (rayleigh_fast)")
+    p.add_argument("--k-factor", type=float, default=4.0, help="Rician K (rician)")
+    p.add_argument("--json", default=None, help="write the report here")
+    p.set_defaults(func=cmd_loopback)
     return ap
 
 

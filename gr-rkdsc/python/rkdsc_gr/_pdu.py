@@ -1,0 +1,182 @@
+"""PDU plumbing shared by the rkdsc_gr blocks: checked parsing, metadata keys, drop accounting.
+
+A PDU is `pmt.cons(meta_dict, uniform_vector)` (DESIGN.md §6). Blocks parse with the functions here,
+which raise `BadPdu` on anything they cannot use; the handler counts and drops it (GNURADIO.md: an
+exception escaping a message handler silently kills the block's thread).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import threading
+from collections.abc import Callable
+
+import numpy as np
+import pmt
+
+# Metadata keys (DESIGN.md §6).
+LABEL = pmt.intern("label")
+INDEX = pmt.intern("index")
+RATE = pmt.intern("rate")
+SNR_DB = pmt.intern("snr_db")
+CSI = pmt.intern("csi")
+CLASS = pmt.intern("class")
+CLASS_NAME = pmt.intern("class_name")
+
+PORT_IN = pmt.intern("in")
+PORT_OUT = pmt.intern("out")
+_SYSTEM = pmt.intern("system")
+_DONE = pmt.cons(pmt.intern("done"), pmt.from_long(1))
+
+
+class BadPdu(ValueError):
+    """A PDU a block cannot use; the message says why (it is logged, counted and dropped)."""
+
+
+def split_pdu(msg: pmt.pmt_t) -> tuple[pmt.pmt_t, pmt.pmt_t]:
+    """(meta dict, payload) of a PDU; an empty dict for NIL metadata."""
+    if not pmt.is_pair(msg):
+        raise BadPdu("not a PDU (expected a pair of metadata dict and vector)")
+    meta, vec = pmt.car(msg), pmt.cdr(msg)
+    if pmt.is_null(meta):
+        return pmt.make_dict(), vec
+    if not pmt.is_dict(meta):
+        raise BadPdu("PDU metadata is not a dict")
+    return meta, vec
+
+
+def _ref(meta: pmt.pmt_t, key: pmt.pmt_t) -> pmt.pmt_t | None:
+    try:
+        value = pmt.dict_ref(meta, key, pmt.PMT_NIL)
+    except Exception as exc:  # a malformed dict (e.g. an improper list) raises in C++
+        raise BadPdu(f"PDU metadata is not a well-formed dict ({exc})") from None
+    return None if pmt.is_null(value) else value
+
+
+def meta_int(meta: pmt.pmt_t, key: pmt.pmt_t) -> int | None:
+    """Integer metadata value (None when absent); BadPdu when present but not an integer."""
+    value = _ref(meta, key)
+    if value is None:
+        return None
+    if pmt.is_integer(value):
+        return int(pmt.to_long(value))
+    if pmt.is_uint64(value):
+        return int(pmt.to_uint64(value))
+    raise BadPdu(f"metadata '{pmt.symbol_to_string(key)}' is not an integer")
+
+
+def meta_float(meta: pmt.pmt_t, key: pmt.pmt_t) -> float | None:
+    """Finite real metadata value (None when absent); BadPdu when not a finite number."""
+    value = _ref(meta, key)
+    if value is None:
+        return None
+    if pmt.is_integer(value):
+        out = float(pmt.to_long(value))
+    elif pmt.is_real(value):
+        out = float(pmt.to_double(value))
+    else:
+        raise BadPdu(f"metadata '{pmt.symbol_to_string(key)}' is not a number")
+    if not math.isfinite(out):
+        raise BadPdu(f"metadata '{pmt.symbol_to_string(key)}' is not finite")
+    return out
+
+
+def c32_array(vec: pmt.pmt_t, what: str, max_len: int) -> np.ndarray:
+    """complex64 [n] from a c32vector with 1 <= n <= max_len and finite entries."""
+    if not pmt.is_c32vector(vec):
+        raise BadPdu(f"{what} is not a c32vector")
+    n = pmt.length(vec)
+    if not 1 <= n <= max_len:
+        raise BadPdu(f"{what} has {n} symbols (accepted: 1..{max_len})")
+    arr = np.array(pmt.c32vector_elements(vec), dtype=np.complex64)
+    if not np.all(np.isfinite(arr)):
+        raise BadPdu(f"{what} contains NaN or inf")
+    return arr
+
+
+def meta_csi(meta: pmt.pmt_t, k: int) -> np.ndarray | None:
+    """Channel gains from metadata 'csi': complex64 [k] (a c32vector of k, or one complex for the
+    whole image, repeated); None when absent."""
+    value = _ref(meta, CSI)
+    if value is None:
+        return None
+    if pmt.is_complex(value):
+        h = np.full(k, complex(pmt.to_complex(value)), dtype=np.complex64)
+        if not np.all(np.isfinite(h)):
+            raise BadPdu("metadata 'csi' is not finite")
+        return h
+    h = c32_array(value, "metadata 'csi'", k)
+    if len(h) != k:
+        raise BadPdu(f"metadata 'csi' has {len(h)} gains for {k} symbols")
+    return h
+
+
+_VECTOR_MAKERS = {
+    np.dtype(np.complex64): pmt.init_c32vector,
+    np.dtype(np.float32): pmt.init_f32vector,
+    np.dtype(np.uint8): pmt.init_u8vector,
+}
+
+
+def to_vector(data: np.ndarray) -> pmt.pmt_t:
+    """1-D complex64 / float32 / uint8 array → c32vector / f32vector / u8vector."""
+    # .tolist() first: pybind converts a list ~8x faster than an ndarray here
+    return _VECTOR_MAKERS[data.dtype](len(data), data.tolist())
+
+
+def make_pdu(meta: pmt.pmt_t, data: np.ndarray) -> pmt.pmt_t:
+    """PDU of `meta` and the uniform vector of 1-D `data` (complex64, float32 or uint8)."""
+    return pmt.cons(meta, to_vector(data))
+
+
+def post_done(block) -> None:
+    """Tell the scheduler that message-only `block` has finished; downstream blocks follow."""
+    block.to_basic_block()._post(_SYSTEM, _DONE)
+
+
+def queue_empty(block, port: pmt.pmt_t = PORT_IN) -> bool:
+    """True when no further message waits on `port` (used to close adaptive batches)."""
+    return block.to_basic_block().nmsgs(port) == 0
+
+
+class DropCounter:
+    """Counts dropped PDUs by reason; logs the first `loud` at WARNING and the rest at DEBUG."""
+
+    def __init__(self, log: logging.Logger, block: str, loud: int = 5) -> None:
+        self._log, self._block, self._loud = log, block, loud
+        self._lock = threading.Lock()
+        self.total = 0
+        self.reasons: dict[str, int] = {}
+
+    def drop(self, reason: str, n: int = 1, exc_info: bool = False) -> None:
+        with self._lock:
+            self.total += n
+            key = reason.split(" (")[0][:80]
+            self.reasons[key] = self.reasons.get(key, 0) + n
+            loud = self.total - n < self._loud
+        level = logging.WARNING if loud else logging.DEBUG
+        self._log.log(level, "%s: dropped %d PDU(s): %s", self._block, n, reason, exc_info=exc_info)
+
+    def summary(self) -> None:
+        if self.total:
+            self._log.info(
+                "%s: %d PDU(s) dropped in all: %s", self._block, self.total, self.reasons
+            )
+
+
+def guarded(handler: Callable) -> Callable:
+    """Wrap a message handler so that nothing escapes it: BadPdu and any other exception are
+    counted as drops on `self._drops` (a DropCounter)."""
+
+    @functools.wraps(handler)
+    def wrapper(self, msg):
+        try:
+            handler(self, msg)
+        except BadPdu as exc:
+            self._drops.drop(str(exc))
+        except Exception as exc:  # noqa: BLE001 - the scheduler thread must survive anything
+            self._drops.drop(f"unexpected {type(exc).__name__}: {exc}", exc_info=True)
+
+    return wrapper

@@ -1,0 +1,171 @@
+"""PDU ↔ stream ends of `symbol_channel`: the feeder before GNU Radio's channel blocks and the
+collector after them, sharing a FIFO of (metadata, length) so PDU boundaries survive the stream.
+
+`channels.channel_model` outputs y[m] = x[m + 3] (its MMSE resampler swallows the first 3 samples)
+and holds back the last 8 samples of what it has been given. The feeder therefore primes the
+stream once with `LEAD` zeros and, whenever its input queue runs dry, appends `FLUSH` zeros that
+push the tail of the last PDU out; the collector cuts the stream by the FIFO and discards fillers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from rkdsc_gr._pdu import (
+    CSI,
+    PORT_IN,
+    PORT_OUT,
+    SNR_DB,
+    DropCounter,
+    c32_array,
+    guarded,
+    make_pdu,
+    queue_empty,
+    split_pdu,
+    to_vector,
+)
+
+log = logging.getLogger(__name__)
+
+LEAD = 3  # samples channel_model swallows at the start of its stream
+FLUSH = 8  # samples it holds back at the end of what it has been given
+PORT_SYM = pmt.intern("sym")
+PORT_CTL = pmt.intern("ctl")
+_EMPTY = pmt.make_dict()
+
+
+class symbol_feeder(gr.basic_block):  # noqa: N801 - GNU Radio block naming
+    """Symbol PDU → payload PDU on `sym` (and a hold-control u8 PDU on `ctl`: 1 on the first symbol
+    of each image, for block fading); stamps `snr_db` and records (metadata, K) in `fifo`."""
+
+    def __init__(
+        self, fifo: deque, snr_db: float, max_symbols: int, hold: bool, keeps_csi: bool
+    ) -> None:
+        gr.basic_block.__init__(self, name="rkdsc_symbol_feeder", in_sig=None, out_sig=None)
+        self._fifo = fifo
+        self._snr = pmt.from_double(float(snr_db))
+        self._max = int(max_symbols)
+        self._hold = hold
+        self._keeps_csi = keeps_csi
+        self._primed = False
+        self._tail = False  # data sent since the last flush
+        self._drops = DropCounter(log, "symbol_channel")
+        self._lock = threading.Lock()
+        self.message_port_register_in(PORT_IN)
+        self.message_port_register_out(PORT_SYM)
+        if hold:
+            self.message_port_register_out(PORT_CTL)
+        self.set_msg_handler(PORT_IN, self._handle)
+
+    def set_snr(self, snr_db: float) -> None:
+        with self._lock:
+            self._snr = pmt.from_double(float(snr_db))
+
+    def dropped(self) -> int:
+        return self._drops.total
+
+    def stop(self) -> bool:
+        self._drops.summary()
+        return True
+
+    def _send(self, x: np.ndarray, first: int) -> None:
+        self.message_port_pub(PORT_SYM, make_pdu(_EMPTY, x))
+        if self._hold:
+            ctl = np.zeros(len(x), np.uint8)
+            ctl[0] = first
+            self.message_port_pub(PORT_CTL, make_pdu(_EMPTY, ctl))
+
+    @guarded
+    def _handle(self, msg: pmt.pmt_t) -> None:
+        try:
+            meta, vec = split_pdu(msg)
+            x = c32_array(vec, "symbol PDU", self._max)
+            if not self._primed:
+                self._send(np.zeros(LEAD, np.complex64), 0)
+                self._primed = True
+            with self._lock:
+                meta = pmt.dict_add(meta, SNR_DB, self._snr)
+            if not self._keeps_csi:
+                meta = pmt.dict_delete(meta, CSI)
+            self._fifo.append((meta, len(x)))  # before the samples can reach the collector
+            self._send(x, 1)
+            self._tail = True
+        finally:
+            if self._tail and queue_empty(self):
+                self._fifo.append((None, FLUSH))
+                self._send(np.zeros(FLUSH, np.complex64), 0)
+                self._tail = False
+
+
+class symbol_collector(gr.sync_block):  # noqa: N801 - GNU Radio block naming
+    """Received stream (and, with CSI, the gain stream aligned to it) → symbol PDUs on `out`,
+    cut by the feeder's FIFO; metadata gains `csi` (c32vector[K]) when `with_csi`."""
+
+    def __init__(self, fifo: deque, with_csi: bool) -> None:
+        gr.sync_block.__init__(
+            self,
+            name="rkdsc_symbol_collector",
+            in_sig=[np.complex64] * (2 if with_csi else 1),
+            out_sig=None,
+        )
+        self._fifo = fifo
+        self._with_csi = with_csi
+        self._cur: list | None = None  # [meta or None, samples still needed]
+        self._ys: list[np.ndarray] = []
+        self._hs: list[np.ndarray] = []
+        self._stray = 0
+        self._emitted = 0
+        self.message_port_register_out(PORT_OUT)
+
+    def emitted(self) -> int:
+        return self._emitted
+
+    def stray(self) -> int:
+        """Samples that arrived with no FIFO entry (0 unless the stream lost alignment)."""
+        return self._stray
+
+    def work(self, input_items, output_items) -> int:
+        n = len(input_items[0])
+        try:
+            self._consume(input_items[0], input_items[1] if self._with_csi else None)
+        except Exception:  # noqa: BLE001 - never let an exception escape work()
+            log.exception("symbol_channel collector: dropping the PDU in progress")
+            self._cur = None
+        return n
+
+    def _consume(self, y: np.ndarray, h: np.ndarray | None) -> None:
+        n, pos = len(y), 0
+        while pos < n:
+            if self._cur is None:
+                if not self._fifo:
+                    if not self._stray:
+                        log.error("symbol_channel: samples with no PDU to carry them (alignment)")
+                    self._stray += n - pos
+                    return
+                self._cur = list(self._fifo.popleft())
+                self._ys, self._hs = [], []
+            meta, need = self._cur
+            take = min(need, n - pos)
+            if meta is not None:
+                self._ys.append(y[pos : pos + take].copy())
+                if h is not None:
+                    self._hs.append(h[pos : pos + take].copy())
+            pos += take
+            self._cur[1] = need - take
+            if self._cur[1] == 0:
+                if meta is not None:
+                    self._emit(meta)
+                self._cur = None
+
+    def _emit(self, meta: pmt.pmt_t) -> None:
+        y = np.concatenate(self._ys)
+        if self._with_csi:
+            meta = pmt.dict_add(meta, CSI, to_vector(np.concatenate(self._hs)))
+        self.message_port_pub(PORT_OUT, make_pdu(meta, y))
+        self._emitted += 1

@@ -1,0 +1,126 @@
+"""`rkdsc_semantic_rx`: symbol PDU (+ `snr_db`, optional `csi`) → decision PDU (logits, class).
+
+A thin adapter over `rkdsc_core.runtime.Receiver`: with `csi` the receiver equalises (MMSE, perfect
+CSI) and hands the CAT decoder the effective per-symbol SNR; without it the symbols are taken as
+already equalised and `snr_db` as their SNR. Batched like `semantic_tx`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from rkdsc_core.runtime import load_bundle
+from rkdsc_gr._pdu import (
+    CLASS,
+    CLASS_NAME,
+    CSI,
+    PORT_IN,
+    PORT_OUT,
+    SNR_DB,
+    BadPdu,
+    DropCounter,
+    c32_array,
+    guarded,
+    make_pdu,
+    meta_csi,
+    meta_float,
+    queue_empty,
+    split_pdu,
+)
+
+log = logging.getLogger(__name__)
+
+
+class semantic_rx(gr.basic_block):  # noqa: N801 - GNU Radio block naming
+    """CAT decoder + task head of a model bundle.
+
+    Args:
+        bundle: "default" or a bundle folder.
+        device: torch device.
+        snr_db: SNR (dB) assumed for PDUs without `snr_db` metadata; None drops such PDUs.
+        max_batch: most PDUs per decoder call.
+
+    Input `in`: c32vector[K] (1 <= K <= k_max) with metadata `snr_db` (float, dB; the channel's
+    average Es/N0 when `csi` is given, else the SNR of the equalised symbols) and optionally `csi`
+    (c32vector[K] of channel gains, or one complex gain for the image).
+    Output `out`: f32vector[C] logits; metadata = input metadata without `csi`, plus `class` (int)
+    and `class_name`.
+    """
+
+    def __init__(
+        self,
+        bundle: str = "default",
+        device: str = "cpu",
+        snr_db: float | None = None,
+        max_batch: int = 256,
+    ) -> None:
+        gr.basic_block.__init__(self, name="rkdsc_semantic_rx", in_sig=None, out_sig=None)
+        self._bundle = load_bundle(bundle, device)
+        self._rx = self._bundle.receiver()
+        self._k_max = self._bundle.k_max
+        self._class_names = [pmt.intern(str(c)) for c in self._bundle.classes]
+        self._snr_db = None if snr_db is None else float(snr_db)
+        self._max_batch = max(1, int(max_batch))
+        self._pending: list[tuple[pmt.pmt_t, np.ndarray, float, np.ndarray | None]] = []
+        self._drops = DropCounter(log, "semantic_rx")
+        self._decoded = 0
+        self.message_port_register_in(PORT_IN)
+        self.message_port_register_out(PORT_OUT)
+        self.set_msg_handler(PORT_IN, self._handle)
+
+    def set_snr_db(self, snr_db: float | None) -> None:
+        self._snr_db = None if snr_db is None else float(snr_db)
+
+    def decoded(self) -> int:
+        """Decision PDUs sent so far."""
+        return self._decoded
+
+    def dropped(self) -> int:
+        """Input PDUs dropped so far (malformed, or the decoder failed)."""
+        return self._drops.total
+
+    def stop(self) -> bool:
+        self._drops.summary()
+        return True
+
+    @guarded
+    def _handle(self, msg: pmt.pmt_t) -> None:
+        try:
+            meta, vec = split_pdu(msg)
+            y = c32_array(vec, "symbol PDU", self._k_max)
+            snr = meta_float(meta, SNR_DB)
+            if snr is None:
+                snr = self._snr_db
+            if snr is None:
+                raise BadPdu("symbol PDU has no 'snr_db' metadata (and the block sets none)")
+            h = meta_csi(meta, len(y))
+            self._pending.append((meta, y, snr, h))
+        finally:
+            if self._pending and (len(self._pending) >= self._max_batch or queue_empty(self)):
+                self._flush()
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        groups = defaultdict(list)  # one decoder call per (K, with csi)
+        for item in batch:
+            groups[(len(item[1]), item[3] is not None)].append(item)
+        for (_, with_csi), items in groups.items():
+            try:
+                y = np.stack([it[1] for it in items])
+                snr = np.array([it[2] for it in items], dtype=np.float32)
+                h = np.stack([it[3] for it in items]) if with_csi else None
+                classes, logits = self._rx.classify(y, snr, csi=h)
+            except Exception as exc:  # noqa: BLE001 - drop the group, keep the block alive
+                self._drops.drop(f"decoder failed: {type(exc).__name__}: {exc}", len(items), True)
+                continue
+            for (meta, *_), cls, lg in zip(items, classes, logits):
+                out = pmt.dict_delete(meta, CSI) if with_csi else meta
+                out = pmt.dict_add(out, CLASS, pmt.from_long(int(cls)))
+                out = pmt.dict_add(out, CLASS_NAME, self._class_names[int(cls)])
+                self.message_port_pub(PORT_OUT, make_pdu(out, lg.astype(np.float32)))
+            self._decoded += len(items)
