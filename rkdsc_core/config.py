@@ -57,17 +57,26 @@ class StoreConfig:
 
 @dataclass
 class SearchConfig:
-    """KDL-DARTS search (PAPER.md §3)."""
+    """KDL-DARTS search (PAPER.md §3): supernet size, bilevel optimisers, objective weights."""
 
     epochs: int = 10
+    warmup_epochs: int = 0  # first epochs update weights only (α frozen)
     batch_size: int = 64
     init_channels: int = 8
     layers: int = 4
     nodes: int = 4
+    stem_multiplier: int = 2
+    primitives: list[str] = field(
+        default_factory=lambda: [
+            "none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
+            "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
+        ]
+    )
     lambda_cost: float = 0.1
     cost_metric: str = "params"  # params | flops
-    cost_budget: float | None = None
+    cost_budget: float | None = None  # hinge: penalise only C(α) above this (same unit)
     beta_ce: float = 1.0
+    kd_feature_weight: float = 1.0  # 0 with kd_kl_weight 0: plain DARTS (CE only)
     kd_temperature: float = 4.0
     kd_kl_weight: float = 0.0
     second_order: bool = False
@@ -78,21 +87,32 @@ class SearchConfig:
     w_grad_clip: float = 5.0
     alpha_lr: float = 3e-4
     alpha_weight_decay: float = 1e-3
-    train_limit: int | None = None
+    train_limit: int | None = None  # images of the train split searched on (split 50/50 w / α)
+    eval_limit: int = 1000  # α-split images scored after each epoch
+    num_threads: int | None = None  # torch CPU threads (None: torch default)
 
 
 @dataclass
 class Stage1Config:
-    """Stage 1: clean KD of the derived student (PAPER.md §4)."""
+    """Stage 1: clean KD of the derived student (PAPER.md §4): loss = feature_weight·MSE +
+    kl_weight·KL(T) + ce_weight·CE, AdamW with warm-up and cosine decay."""
 
     epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 1e-4
+    warmup_epochs: float = 0.5
+    grad_clip: float = 5.0
+    drop_path: float = 0.0
     feature_weight: float = 1.0
     kl_weight: float = 1.0
     ce_weight: float = 0.5
     temperature: float = 4.0
+    init_channels: int = 8  # derived student: width of the first cells
+    layers: int = 5  # derived student: cells (reductions at 1/3 and 2/3)
+    stem_multiplier: int = 2
+    genotype: str | None = None  # None: <out_dir>/search/genotype.yaml
+    num_threads: int | None = None  # torch CPU threads (None: torch default)
 
 
 @dataclass

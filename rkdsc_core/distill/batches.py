@@ -1,0 +1,115 @@
+"""Aligned minibatches of images, labels and stored teacher targets, and clean accuracy.
+
+The teacher never runs here: its outputs come from the feature store (`TeacherTargets`), indexed
+with the same sample indices as the images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from rkdsc_core.data.datasets import ImageArrays
+from rkdsc_core.data.targets import TeacherTargets
+from rkdsc_core.data.transforms import Normalisation, to_tensor
+
+
+@dataclass(frozen=True)
+class Batch:
+    """`x float32 [B,C,H,W]` normalised, `y int64 [B]`, teacher `feature float32 [B, D]`,
+    teacher `logits float32 [B, classes]` (the last two None when no targets were given)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    t_feature: torch.Tensor | None
+    t_logits: torch.Tensor | None
+
+    def to(self, device: torch.device) -> Batch:
+        def mv(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device, non_blocking=True)
+
+        return Batch(self.x.to(device), self.y.to(device), mv(self.t_feature), mv(self.t_logits))
+
+
+@dataclass(frozen=True)
+class KDData:
+    """A split held in memory with its teacher targets (aligned by index)."""
+
+    arrays: ImageArrays
+    targets: TeacherTargets | None
+    norm: Normalisation
+
+    def __post_init__(self) -> None:
+        if self.targets is not None and len(self.targets) < len(self.arrays):
+            raise ValueError(
+                f"teacher targets cover {len(self.targets)} images, the split has "
+                f"{len(self.arrays)}: rebuild the feature store"
+            )
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+    def batch(self, idx: np.ndarray) -> Batch:
+        """The samples at `idx int64 [B]`."""
+        x = to_tensor(self.arrays.images[idx], self.norm)
+        y = torch.as_tensor(self.arrays.labels[idx], dtype=torch.long)
+        if self.targets is None:
+            return Batch(x, y, None, None)
+        t_feat = torch.as_tensor(np.asarray(self.targets.embeddings[idx], dtype=np.float32))
+        t_log = torch.as_tensor(np.asarray(self.targets.logits[idx], dtype=np.float32))
+        return Batch(x, y, t_feat, t_log)
+
+
+def iterate(
+    data: KDData,
+    indices: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator | None = None,
+    drop_last: bool = False,
+) -> Iterator[Batch]:
+    """Minibatches over `indices` (shuffled when `rng` is given)."""
+    order = rng.permutation(indices) if rng is not None else np.asarray(indices)
+    stop = len(order) - (len(order) % batch_size if drop_last else 0)
+    for start in range(0, stop, batch_size):
+        idx = order[start : start + batch_size]
+        if len(idx):
+            yield data.batch(np.sort(idx) if rng is None else idx)
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data: KDData,
+    indices: np.ndarray | None = None,
+    batch_size: int = 512,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """Top-1 accuracy of `model` (returning `(feature, logits)`) and, with targets, the feature MSE
+    and top-1 agreement with the teacher; the model's train/eval mode is restored."""
+    was_training = model.training
+    model.eval()
+    idx = np.arange(len(data)) if indices is None else indices
+    correct = agree = 0
+    sq_err = 0.0
+    for batch in iterate(data, idx, batch_size):
+        batch = batch.to(torch.device(device))
+        feature, logits = model(batch.x)
+        pred = logits.argmax(-1)
+        correct += int((pred == batch.y).sum())
+        if batch.t_feature is not None:
+            sq_err += float(((feature - batch.t_feature) ** 2).mean(-1).sum())
+            agree += int((pred == batch.t_logits.argmax(-1)).sum())
+    model.train(was_training)
+    out = {"accuracy": correct / max(len(idx), 1), "n": int(len(idx))}
+    if data.targets is not None:
+        out["feature_mse"] = sq_err / max(len(idx), 1)
+        out["teacher_agreement"] = agree / max(len(idx), 1)
+    return out

@@ -1,0 +1,234 @@
+"""Stage "stage1": train the derived student from scratch by clean KD (PAPER.md §4, stage 1).
+
+The student is built from the searched genotype (`<out_dir>/search/genotype.yaml`, or
+`stage1.genotype`); loss = feature MSE + KL(T) + β·CE against the stored teacher targets. AdamW
+with linear warm-up and cosine decay per step; a checkpoint every epoch (`--resume`). The last
+`data.val_fraction` of the training split is held out and scored each epoch; the full test split
+is scored at the end. Writes `student.safetensors`, `genotype.yaml` and `metrics.json` into
+`<out_dir>/stage1/`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from rkdsc_core.config import Config, to_dict
+from rkdsc_core.data.datasets import load_dataset
+from rkdsc_core.data.transforms import Normalisation
+from rkdsc_core.distill.batches import KDData, evaluate, iterate, num_batches
+from rkdsc_core.distill.distiller import Distiller
+from rkdsc_core.distill.losses import KDWeights
+from rkdsc_core.errors import RkdscError
+from rkdsc_core.nas.cost import count_flops, count_params
+from rkdsc_core.nas.genotype import Genotype
+from rkdsc_core.nas.student import student_from_spec, student_spec
+from rkdsc_core.provenance import provenance
+from rkdsc_train.context import StageContext
+from rkdsc_train.stage_search import GENOTYPE_FILE, configure_cpu, load_train_data, student_arch
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "student.safetensors"
+
+
+def load_test_data(cfg: Config, ctx: StageContext) -> KDData:
+    """The test split (first `data.test_limit` images) with its stored teacher targets."""
+    from rkdsc_train.targets import teacher_targets
+
+    arrays = load_dataset(
+        cfg.data.name,
+        "test",
+        cfg.data.root,
+        cfg.data.download,
+        cfg.data.image_size,
+        cfg.data.test_limit,
+    )
+    targets = teacher_targets(ctx, "test").take(len(arrays))
+    return KDData(arrays, targets, Normalisation.for_dataset(cfg.data.name))
+
+
+def load_genotype(cfg: Config) -> Genotype:
+    path = Path(cfg.stage1.genotype or Path(cfg.out_dir) / "search" / GENOTYPE_FILE)
+    if not path.exists():
+        raise RkdscError(
+            f"{path} not found: run the 'search' stage first "
+            "(rkdsc train --stage search) or set stage1.genotype=FILE"
+        )
+    return Genotype.load(path)
+
+
+def teacher_reference(run_dir: Path) -> dict:
+    """Teacher `test_accuracy` and `params` from `<run_dir>/teacher/metrics.json` (or empty)."""
+    path = run_dir / "teacher" / "metrics.json"
+    if not path.exists():
+        return {}
+    m = json.loads(path.read_text())
+    return {k: m[k] for k in ("test_accuracy", "params") if k in m}
+
+
+def run(ctx: StageContext) -> dict:
+    cfg = ctx.cfg
+    configure_cpu(cfg.stage1.num_threads)
+    train = load_train_data(cfg, ctx)
+    spec = student_spec(load_genotype(cfg), **student_arch(cfg, train))
+    return train_student(ctx, spec, train, load_test_data(cfg, ctx), teacher_reference(ctx.run_dir))
+
+
+def lr_lambda(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+def train_student(
+    ctx: StageContext, spec: dict, train: KDData, test: KDData, teacher: dict | None = None
+) -> dict:
+    """Stage-1 KD of the student described by `spec`; returns (and writes) its metrics."""
+    cfg, s1 = ctx.cfg, ctx.cfg.stage1
+    n_val = int(len(train) * cfg.data.val_fraction)
+    fit_idx, val_idx = np.arange(len(train) - n_val), np.arange(len(train) - n_val, len(train))
+    student = student_from_spec(spec).to(ctx.device)
+    if ctx.device.type == "cpu":
+        student = student.to(memory_format=torch.channels_last)
+    if hasattr(student, "set_drop_path"):
+        student.set_drop_path(s1.drop_path)
+    distiller = Distiller(
+        student, KDWeights(s1.feature_weight, s1.kl_weight, s1.ce_weight, s1.temperature)
+    )
+    steps = num_batches(len(fit_idx), s1.batch_size, drop_last=True)
+    opt = torch.optim.AdamW(student.parameters(), lr=s1.lr, weight_decay=s1.weight_decay)
+    warmup = int(s1.warmup_epochs * steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda k: lr_lambda(k, warmup, s1.epochs * steps)
+    )
+    start, history = 0, []
+    state = ctx.load_checkpoint()
+    if state is not None:
+        student.load_state_dict(state["student"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start, history = state["epoch"] + 1, state["history"]
+    for epoch in range(start, s1.epochs):
+        t0 = time.time()
+        rng = np.random.default_rng([cfg.seed, 1, epoch])
+        losses = _epoch(
+            distiller,
+            opt,
+            sched,
+            iterate(train, fit_idx, s1.batch_size, rng, True),
+            steps,
+            f"stage1 {epoch + 1}/{s1.epochs}",
+            s1.grad_clip,
+            ctx.device,
+        )
+        val = evaluate(student, train, val_idx, device=ctx.device) if n_val else {}
+        history.append(
+            {
+                "epoch": epoch,
+                **losses,
+                **{f"val_{k}": v for k, v in val.items()},
+                "seconds": time.time() - t0,
+            }
+        )
+        log.info(
+            "stage1 epoch %d: loss %.4f, val acc %.4f, %.0f s",
+            epoch,
+            losses["loss"],
+            val.get("accuracy", float("nan")),
+            history[-1]["seconds"],
+        )
+        ctx.save_checkpoint(
+            {
+                "epoch": epoch,
+                "student": student.state_dict(),
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "history": history,
+            }
+        )
+    return finish(ctx, student, spec, train, test, history, teacher or {})
+
+
+def _epoch(
+    distiller: Distiller,
+    opt: torch.optim.Optimizer,
+    sched,
+    batches,
+    steps: int,
+    desc: str,
+    grad_clip: float,
+    device: torch.device,
+) -> dict[str, float]:
+    distiller.train()
+    sums: dict[str, float] = {}
+    n = 0
+    with tqdm(batches, total=steps, desc=desc, leave=False) as bar:
+        for batch in bar:
+            terms = distiller.forward_train(batch.to(device))
+            opt.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(distiller.student.parameters(), grad_clip)
+            opt.step()
+            sched.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            n += 1
+            bar.set_postfix(loss=f"{float(terms['loss'].detach()):.3f}")
+    return {k: v / max(n, 1) for k, v in sums.items()}
+
+
+def finish(
+    ctx: StageContext,
+    student: torch.nn.Module,
+    spec: dict,
+    train: KDData,
+    test: KDData,
+    history: list,
+    teacher: dict,
+) -> dict:
+    """Score on the test split; write weights, genotype and metrics; returns the metrics."""
+    out = ctx.stage_dir
+    score = evaluate(student, test, device=ctx.device)
+    shape = (1, *np.asarray(train.arrays.images.shape)[[3, 1, 2]].tolist())
+    student = student.cpu()
+    metrics = {
+        "test_accuracy": score["accuracy"],
+        "test_n": score["n"],
+        "test_feature_mse": score.get("feature_mse"),
+        "test_teacher_agreement": score.get("teacher_agreement"),
+        "params": count_params(student),
+        "flops": count_flops(student, tuple(shape)),
+        "student_spec": spec,
+        "train_seconds": sum(row["seconds"] for row in history),
+        "history": history,
+    }
+    if teacher.get("test_accuracy"):
+        metrics["teacher_test_accuracy"] = teacher["test_accuracy"]
+        metrics["accuracy_ratio"] = score["accuracy"] / teacher["test_accuracy"]
+    if teacher.get("params"):
+        metrics["teacher_params"] = teacher["params"]
+        metrics["param_ratio"] = metrics["params"] / teacher["params"]
+    metrics["provenance"] = provenance(to_dict(ctx.cfg), ctx.cfg.seed)
+    state = {k: v.detach().contiguous() for k, v in student.state_dict().items()}
+    save_file(state, str(out / WEIGHTS_FILE), metadata={"student_spec": json.dumps(spec)})
+    if "genotype" in spec:
+        Genotype.from_dict(spec["genotype"]).save(out / GENOTYPE_FILE)
+    ctx.write_json("metrics.json", metrics)
+    log.info(
+        "stage1: test accuracy %.4f (%d images), %d params, %d FLOPs",
+        score["accuracy"],
+        score["n"],
+        metrics["params"],
+        metrics["flops"],
+    )
+    return metrics
