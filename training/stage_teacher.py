@@ -1,0 +1,257 @@
+"""Stage "teacher": train or fine-tune the LSM teacher (PAPER.md §1) on the configured dataset.
+
+AdamW with linear warm-up and a cosine decay per step, label smoothing, shift/flip augmentation;
+a checkpoint every epoch (`--resume` continues from it). Model selection uses the last
+`data.val_fraction` of the training split; the test split is only reported. Writes
+`teacher.safetensors` (spec in its metadata) and `metrics.json` into the stage folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from rkdsc_core.config import Config, to_dict
+from rkdsc_core.data.datasets import ImageArrays, load_dataset
+from rkdsc_core.data.transforms import Normalisation, random_crop_flip, to_tensor
+from rkdsc_core.errors import RkdscError
+from rkdsc_core.models.teacher import PRESETS, Teacher, create_teacher, save_teacher
+from rkdsc_core.provenance import provenance
+from rkdsc_train.context import StageContext
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "teacher.safetensors"
+METRICS_FILE = "metrics.json"
+
+
+def build_teacher(cfg: Config, num_classes: int) -> Teacher:
+    """The configured teacher with its initial weights (file, hub, package or random)."""
+    tc = cfg.teacher
+    preset = PRESETS.get(tc.preset)
+    use_package = (
+        tc.pretrained_package
+        and preset is not None
+        and preset.package_weights is not None
+        and tc.pretrained_file is None
+        and not tc.pretrained_hub
+    )
+    if not (use_package or tc.pretrained_file or tc.pretrained_hub):
+        log.warning("teacher %s starts from random weights (no pretrained source)", tc.preset)
+    return create_teacher(
+        tc.preset,
+        num_classes,
+        Normalisation.for_dataset(cfg.data.name),
+        img_size=tc.img_size,
+        embed_dim=tc.embed_dim,
+        pretrained_file=tc.pretrained_file,
+        pretrained_hub=tc.pretrained_hub,
+        pretrained_package=use_package,
+    )
+
+
+@torch.no_grad()
+def accuracy(
+    teacher: Teacher,
+    data: ImageArrays,
+    norm: Normalisation,
+    device: torch.device,
+    idx: np.ndarray | None = None,
+    batch_size: int = 256,
+) -> float:
+    """Top-1 accuracy of `teacher` on `data` (images `idx`, default all); restores train mode."""
+    was_training = teacher.training
+    teacher.eval()
+    idx = np.arange(len(data)) if idx is None else idx
+    correct = 0
+    for start in tqdm(range(0, len(idx), batch_size), desc="teacher eval", leave=False):
+        sl = idx[start : start + batch_size]
+        logits = teacher.logits(to_tensor(data.images[sl], norm).to(device))
+        correct += int((logits.argmax(1).cpu().numpy() == data.labels[sl]).sum())
+    teacher.train(was_training)
+    return correct / max(len(idx), 1)
+
+
+def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(total - warmup, 1)
+    return 0.5 * peak * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def _train_epoch(ctx, teacher, opt, data, norm, train_idx, epoch, step0, total, warmup) -> dict:
+    tc, dev = ctx.cfg.teacher, ctx.device
+    gen = torch.Generator().manual_seed(ctx.cfg.seed * 1_000 + epoch)
+    order = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
+    steps = len(order) // tc.batch_size  # drop the last partial batch (BatchNorm)
+    teacher.train()
+    if tc.freeze_backbone:
+        teacher.backbone.eval()
+    loss_sum = correct = seen = 0.0
+    bar = tqdm(
+        range(steps),
+        desc=f"teacher epoch {epoch + 1}/{tc.epochs}",
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,
+    )
+    for i in bar:
+        sl = order[i * tc.batch_size : (i + 1) * tc.batch_size]
+        x = to_tensor(data.images[sl], norm)
+        if tc.augment:
+            x = random_crop_flip(x, pad=2, flip=True, generator=gen)
+        y = torch.as_tensor(data.labels[sl])
+        x, y = x.to(dev), y.to(dev)
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step0 + i, total, warmup, tc.lr)
+        _, logits = teacher(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=tc.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += float(loss.detach()) * len(sl)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(sl)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
+    return {"train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
+
+
+def _validate_resume(state: dict, teacher: Teacher) -> None:
+    if state.get("spec") != json.dumps(teacher.spec.to_dict(), sort_keys=True):
+        raise RkdscError(
+            "teacher checkpoint was written for a different teacher spec (preset, size, classes): "
+            "drop --resume or delete the stage's checkpoint.pt"
+        )
+
+
+def run(ctx: StageContext) -> dict:
+    cfg, tc = ctx.cfg, ctx.cfg.teacher
+    data = load_dataset(
+        cfg.data.name,
+        "train",
+        cfg.data.root,
+        cfg.data.download,
+        cfg.data.image_size,
+        cfg.data.train_limit,
+    )
+    test = load_dataset(
+        cfg.data.name,
+        "test",
+        cfg.data.root,
+        cfg.data.download,
+        cfg.data.image_size,
+        cfg.data.test_limit,
+    )
+    norm = Normalisation.for_dataset(cfg.data.name)
+    n_val = int(len(data) * cfg.data.val_fraction)
+    train_idx, val_idx = np.arange(len(data) - n_val), np.arange(len(data) - n_val, len(data))
+
+    teacher = build_teacher(cfg, len(data.classes)).to(ctx.device)
+    if tc.freeze_backbone:
+        teacher.backbone.requires_grad_(False)
+    params = [p for p in teacher.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=tc.lr, weight_decay=tc.weight_decay)
+    steps = len(train_idx) // tc.batch_size
+    if steps == 0:
+        raise RkdscError(
+            f"teacher.batch_size={tc.batch_size} exceeds the {len(train_idx)} training images"
+        )
+    total, warmup = steps * tc.epochs, max(1, int(tc.warmup_epochs * steps))
+
+    history: list[dict] = []
+    best: dict = {"epoch": -1, "val_accuracy": -1.0, "model": None}
+    start = 0
+    state = ctx.load_checkpoint()
+    if state is not None:
+        _validate_resume(state, teacher)
+        teacher.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        history, best, start = state["history"], state["best"], int(state["epoch"])
+    spec_json = json.dumps(teacher.spec.to_dict(), sort_keys=True)
+
+    for epoch in range(start, tc.epochs):
+        t0 = time.time()
+        row = _train_epoch(
+            ctx, teacher, opt, data, norm, train_idx, epoch, epoch * steps, total, warmup
+        )
+        row["seconds"] = time.time() - t0
+        row["val_accuracy"] = accuracy(teacher, data, norm, ctx.device, val_idx) if n_val else None
+        row["test_accuracy"] = accuracy(teacher, test, norm, ctx.device)  # reported, not selected
+        row["epoch"] = epoch + 1
+        history.append(row)
+        log.info("teacher epoch %d: %s", epoch + 1, json.dumps(row))
+        score = row["val_accuracy"] if n_val else float(epoch)
+        if score >= best["val_accuracy"]:
+            best = {
+                "epoch": epoch + 1,
+                "val_accuracy": score,
+                "model": copy.deepcopy({k: v.cpu() for k, v in teacher.state_dict().items()}),
+            }
+        ctx.save_checkpoint(
+            {
+                "epoch": epoch + 1,
+                "model": teacher.state_dict(),
+                "optimizer": opt.state_dict(),
+                "history": history,
+                "best": best,
+                "spec": spec_json,
+            }
+        )
+    return _finish(ctx, teacher, test, norm, history, best, n_val)
+
+
+def _finish(ctx, teacher, test, norm, history, best, n_val) -> dict:
+    cfg = ctx.cfg
+    if best["model"] is not None:
+        teacher.load_state_dict(best["model"])
+    teacher.eval()
+    test_acc = accuracy(teacher, test, norm, ctx.device)
+    prov = provenance(to_dict(cfg), cfg.seed)
+    path = save_teacher(
+        teacher.cpu(),
+        ctx.stage_dir / WEIGHTS_FILE,
+        metadata={
+            "git_sha": prov["git_sha"],
+            "test_accuracy": f"{test_acc:.4f}",
+            "preset": cfg.teacher.preset,
+        },
+    )
+    secs = [r["seconds"] for r in history]
+    metrics = {
+        "name": cfg.teacher.preset,
+        "arch": teacher.spec.arch,
+        "params": teacher.num_params(),
+        "input_size": [teacher.spec.in_chans, teacher.spec.img_size, teacher.spec.img_size],
+        "embed_dim": teacher.spec.embed_dim,
+        "dataset": cfg.data.name,
+        "test_accuracy": test_acc,
+        "test_n": len(test),
+        "val_accuracy": best["val_accuracy"] if n_val else None,
+        "val_n": n_val,
+        "best_epoch": best["epoch"],
+        "epochs": len(history),
+        "seconds_per_epoch": sum(secs) / len(secs) if secs else None,
+        "device": str(ctx.device),
+        "torch_threads": torch.get_num_threads(),
+        "weights_file": str(path),
+        "spec": teacher.spec.to_dict(),
+        "history": history,
+        "provenance": prov,
+    }
+    ctx.write_json(METRICS_FILE, metrics)
+    ctx.done_marker().write_text("ok\n")
+    log.info(
+        "teacher: test accuracy %.4f on %d images (%d params) -> %s",
+        test_acc,
+        len(test),
+        metrics["params"],
+        path,
+    )
+    return {k: metrics[k] for k in ("test_accuracy", "params", "best_epoch", "weights_file")}
