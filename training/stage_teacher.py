@@ -9,6 +9,7 @@ a checkpoint every epoch (`--resume` continues from it). Model selection uses th
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import math
@@ -34,18 +35,36 @@ WEIGHTS_FILE = "teacher.safetensors"
 METRICS_FILE = "metrics.json"
 
 
-def build_teacher(cfg: Config, num_classes: int) -> Teacher:
-    """The configured teacher with its initial weights (file, hub, package or random)."""
+def _use_package(cfg: Config) -> bool:
     tc = cfg.teacher
     preset = PRESETS.get(tc.preset)
-    use_package = (
+    return bool(
         tc.pretrained_package
         and preset is not None
         and preset.package_weights is not None
         and tc.pretrained_file is None
         and not tc.pretrained_hub
     )
-    if not (use_package or tc.pretrained_file or tc.pretrained_hub):
+
+
+def init_weights_source(cfg: Config) -> str:
+    """Where the teacher's initial weights come from, for metrics and the bundle manifest."""
+    tc = cfg.teacher
+    if tc.pretrained_file:
+        return f"file {tc.pretrained_file}"
+    if tc.pretrained_hub:
+        return "timm hub"
+    if _use_package(cfg):
+        from rkdsc_core.models.effnet_lite0_weights import LICENSE_NOTE
+
+        return LICENSE_NOTE
+    return "random"
+
+
+def build_teacher(cfg: Config, num_classes: int) -> Teacher:
+    """The configured teacher with its initial weights (file, hub, package or random)."""
+    tc = cfg.teacher
+    if init_weights_source(cfg) == "random":
         log.warning("teacher %s starts from random weights (no pretrained source)", tc.preset)
     return create_teacher(
         tc.preset,
@@ -55,7 +74,7 @@ def build_teacher(cfg: Config, num_classes: int) -> Teacher:
         embed_dim=tc.embed_dim,
         pretrained_file=tc.pretrained_file,
         pretrained_hub=tc.pretrained_hub,
-        pretrained_package=use_package,
+        pretrained_package=_use_package(cfg),
     )
 
 
@@ -225,7 +244,7 @@ def _finish(ctx, teacher, test, norm, history, best, n_val) -> dict:
     )
     secs = [r["seconds"] for r in history]
     metrics = {
-        "name": cfg.teacher.preset,
+        "preset": cfg.teacher.preset,
         "arch": teacher.spec.arch,
         "params": teacher.num_params(),
         "input_size": [teacher.spec.in_chans, teacher.spec.img_size, teacher.spec.img_size],
@@ -241,6 +260,9 @@ def _finish(ctx, teacher, test, norm, history, best, n_val) -> dict:
         "device": str(ctx.device),
         "torch_threads": torch.get_num_threads(),
         "weights_file": str(path),
+        "weights_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "init_weights": init_weights_source(cfg),
+        "git_sha": prov["git_sha"],
         "spec": teacher.spec.to_dict(),
         "history": history,
         "provenance": prov,

