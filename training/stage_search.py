@@ -14,12 +14,11 @@ from dataclasses import asdict
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from rkdsc_core.config import Config, to_dict
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.transforms import Normalisation
-from rkdsc_core.distill.batches import KDData, evaluate, iterate, num_batches
+from rkdsc_core.distill.batches import KDData, evaluate, iterate, num_batches, progress
 from rkdsc_core.nas.cost import count_flops, count_params
 from rkdsc_core.nas.genotype import Genotype, plot_genotype
 from rkdsc_core.nas.plots import plot_search_curves
@@ -123,7 +122,7 @@ def search(ctx: StageContext, data: KDData) -> dict:
             iterate(data, w_idx, s.batch_size, rng, drop_last=True),
             iterate(data, a_idx, s.batch_size, rng, drop_last=True),
         )
-        with tqdm(total=steps, desc=f"search {epoch + 1}/{s.epochs}", leave=False) as bar:
+        with progress(steps, f"search {epoch + 1}/{s.epochs}") as bar:
             losses = runner.train_epoch(epoch, pairs, bar)
         score = evaluate(runner.model, data, eval_idx, device=ctx.device)
         row = {

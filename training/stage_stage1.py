@@ -19,12 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from tqdm import tqdm
 
 from rkdsc_core.config import Config, to_dict
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.transforms import Normalisation
-from rkdsc_core.distill.batches import KDData, evaluate, iterate, num_batches
+from rkdsc_core.distill.batches import KDData, evaluate, iterate, num_batches, progress
 from rkdsc_core.distill.distiller import Distiller
 from rkdsc_core.distill.losses import KDWeights
 from rkdsc_core.errors import RkdscError
@@ -172,8 +171,8 @@ def _epoch(
     distiller.train()
     sums: dict[str, float] = {}
     n = 0
-    with tqdm(batches, total=steps, desc=desc, leave=False) as bar:
-        for batch in bar:
+    with progress(steps, desc) as bar:
+        for batch in batches:
             terms = distiller.forward_train(batch.to(device))
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
@@ -183,7 +182,8 @@ def _epoch(
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             n += 1
-            bar.set_postfix(loss=f"{float(terms['loss'].detach()):.3f}")
+            bar.set_postfix(loss=f"{float(terms['loss'].detach()):.3f}", refresh=False)
+            bar.update(1)
     return {k: v / max(n, 1) for k, v in sums.items()}
 
 

@@ -6,8 +6,10 @@ with the same sample indices as the images.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -78,6 +80,15 @@ def iterate(
         idx = order[start : start + batch_size]
         if len(idx):
             yield data.batch(np.sort(idx) if rng is None else idx)
+
+
+def progress(total: int, desc: str) -> Any:
+    """A tqdm bar; redrawn at most every 30 s when stderr is not a terminal (log files)."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, desc=desc, leave=False, mininterval=0.1 if sys.stderr.isatty() else 30.0
+    )
 
 
 def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:

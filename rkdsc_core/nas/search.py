@@ -122,7 +122,7 @@ class SupernetSearch:
                 sums[k] = sums.get(k, 0.0) + v
             n += 1
             if progress is not None:
-                progress.set_postfix(loss=f"{terms['w_loss']:.3f}")
+                progress.set_postfix(loss=f"{terms['w_loss']:.3f}", refresh=False)
                 progress.update(1)
         return {k: v / max(n, 1) for k, v in sums.items()}
 
