@@ -1,8 +1,11 @@
 """rkdsc_gr: GNU Radio blocks for RKD-SC, thin adapters over rkdsc_core.runtime and rkdsc_core.phy.
 
 Blocks are imported lazily so that `rkdsc_gr.paths` works where GNU Radio is not installed.
+`rkdsc_gr.<block>` is always the block class, even though its module has the same name.
 """
 
+import sys
+import types
 from importlib import import_module
 
 # block class (= GRC id without the `rkdsc_` prefix) → module
@@ -16,11 +19,24 @@ _BLOCKS: dict[str, str] = {
 }
 
 
-def __getattr__(name: str):
-    if name in _BLOCKS:
-        return getattr(import_module(f"rkdsc_gr.{_BLOCKS[name]}"), name)
-    raise AttributeError(f"module 'rkdsc_gr' has no attribute {name!r}")
+class _Package(types.ModuleType):
+    """Resolves block names on first use; when the import system binds a block's module to the
+    package (it does so after `import rkdsc_gr.<block>`), the class is bound instead, so that
+    generated flowgraphs calling `rkdsc_gr.<block>(...)` twice keep working."""
+
+    def __getattr__(self, name: str):
+        if name in _BLOCKS:
+            module = import_module(f"{__name__}.{_BLOCKS[name]}")
+            return getattr(module, name)  # the import bound it already, through __setattr__
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _BLOCKS and isinstance(value, types.ModuleType):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+    def __dir__(self) -> list[str]:
+        return sorted({*super().__dir__(), *_BLOCKS})
 
 
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_BLOCKS])
+sys.modules[__name__].__class__ = _Package

@@ -2,9 +2,11 @@
 collector after them, sharing a FIFO of (metadata, length) so PDU boundaries survive the stream.
 
 `channels.channel_model` outputs y[m] = x[m + 3] (its MMSE resampler swallows the first 3 samples)
-and holds back the last 8 samples of what it has been given. The feeder therefore primes the
-stream once with `LEAD` zeros and, whenever its input queue runs dry, appends `FLUSH` zeros that
-push the tail of the last PDU out; the collector cuts the stream by the FIFO and discards fillers.
+and, while streaming, holds back the last 8 samples it was given plus a partial alignment chunk
+(its outputs come in multiples of the volk alignment, 8 samples here; 5..12 held back measured).
+The feeder therefore primes the stream once with `LEAD` zeros and, whenever its input queue runs
+dry, appends `FLUSH` zeros that push the tail of the last PDU out; the collector cuts the stream
+by the FIFO and discards the fillers.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from rkdsc_gr._pdu import (
 log = logging.getLogger(__name__)
 
 LEAD = 3  # samples channel_model swallows at the start of its stream
-FLUSH = 8  # samples it holds back at the end of what it has been given
+FLUSH = 24  # > 8 (resampler) + 15 (alignment chunk of up to 16 samples) it may hold back
 PORT_SYM = pmt.intern("sym")
 PORT_CTL = pmt.intern("ctl")
 _EMPTY = pmt.make_dict()

@@ -34,8 +34,9 @@ class rf_link(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         samp_rate, center_freq, tx_gain, rx_gain: radio settings (uhd, soapy); setters for the
             frequency and gains.
 
-    In `sim` mode, the output is the input advanced by 3 samples and the last 8 are held back
-    (channel_model's resampler; see GNURADIO.md) — align by correlation, as a receiver must.
+    In `sim` mode, the output is the input advanced by 3 samples, and the last 8 to 15 samples
+    given are held back until more arrive (channel_model's resampler and volk alignment) — align
+    by correlation, as a receiver must, and follow a burst with some zeros.
     """
 
     def __init__(
