@@ -32,6 +32,7 @@ from rkdsc_train.context import StageContext
 log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "teacher.safetensors"
+_BAR_INTERVAL = 0.5 if sys.stderr.isatty() else 30.0  # seconds; keeps nohup logs short
 METRICS_FILE = "metrics.json"
 
 
@@ -92,7 +93,10 @@ def accuracy(
     teacher.eval()
     idx = np.arange(len(data)) if idx is None else idx
     correct = 0
-    for start in tqdm(range(0, len(idx), batch_size), desc="teacher eval", leave=False):
+    bar = tqdm(
+        range(0, len(idx), batch_size), desc="teacher eval", leave=False, mininterval=_BAR_INTERVAL
+    )
+    for start in bar:
         sl = idx[start : start + batch_size]
         logits = teacher.logits(to_tensor(data.images[sl], norm).to(device))
         correct += int((logits.argmax(1).cpu().numpy() == data.labels[sl]).sum())
@@ -119,7 +123,7 @@ def _train_epoch(ctx, teacher, opt, data, norm, train_idx, epoch, step0, total, 
     bar = tqdm(
         range(steps),
         desc=f"teacher epoch {epoch + 1}/{tc.epochs}",
-        mininterval=0.5 if sys.stderr.isatty() else 30.0,
+        mininterval=_BAR_INTERVAL,
     )
     for i in bar:
         sl = order[i * tc.batch_size : (i + 1) * tc.batch_size]

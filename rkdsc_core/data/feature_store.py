@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,7 +239,11 @@ class FeatureStore:
         )
         np.save(tmp / "views.npy", params)
         starts = range(0, n, batch_size)
-        bar = tqdm(total=views * len(starts), desc=f"teacher store {key.dataset}/{key.split}")
+        bar = tqdm(
+            total=views * len(starts),
+            desc=f"teacher store {key.dataset}/{key.split}",
+            mininterval=0.5 if sys.stderr.isatty() else 30.0,
+        )
         for v in range(views):
             for s in starts:
                 x = to_tensor(images[s : s + batch_size], norm)
