@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import re
 import threading
 from collections.abc import Callable
 
@@ -153,7 +154,7 @@ class DropCounter:
     def drop(self, reason: str, n: int = 1, exc_info: bool = False) -> None:
         with self._lock:
             self.total += n
-            key = reason.split(" (")[0][:80]
+            key = re.sub(r"\b\d+\b", "#", reason.split(" (")[0])[:80]  # bounded set of keys
             self.reasons[key] = self.reasons.get(key, 0) + n
             loud = self.total - n < self._loud
         level = logging.WARNING if loud else logging.DEBUG

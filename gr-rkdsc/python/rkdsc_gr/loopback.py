@@ -109,16 +109,18 @@ def run_loopback(
 
     if phy not in PHYS:
         raise RkdscError(f"--phy {phy} is not available yet (choose from {', '.join(PHYS)})")
+    if n is not None and n < 1:
+        raise RkdscError(f"--n {n}: ask for at least one image")
     bun = load_bundle(bundle, device)
-    ds = bun.manifest["dataset"]["name"]
-    total = len(load_dataset(ds, split, data_root))
-    n = total if n is None else int(n)
-    if not 1 <= n <= total:
-        raise RkdscError(f"--n {n}: the {ds} {split} split has {total} images")
     try:
         bun.check_rate(rate)
     except ValueError as exc:
         raise RkdscError(str(exc)) from None
+    ds = bun.manifest["dataset"]["name"]
+    total = len(load_dataset(ds, split, data_root))
+    n = total if n is None else int(n)
+    if n > total:
+        raise RkdscError(f"--n {n}: the {ds} {split} split has {total} images")
     points = []
     for i, snr in enumerate(snrs):
         lb = build_symbol_loopback(

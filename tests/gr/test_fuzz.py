@@ -1,0 +1,241 @@
+"""Fuzz: 1200 malformed PDUs shuffled among 300 good ones through each PDU block in a running
+flowgraph. Every good PDU comes out, every bad one is counted as dropped, and the graph stops.
+
+(image_source has no input and rf_link is a stream block: no PDUs to fuzz.) Each block runs in a
+subprocess with a timeout; `python test_fuzz.py BLOCK BUNDLE` prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gnuradio
+
+HERE = Path(__file__).resolve()
+N_GOOD, N_BAD = 300, 1200
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory) -> str:
+    from rkdsc_core.testing import make_tiny_bundle
+
+    return str(make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny"))
+
+
+@pytest.mark.parametrize("block", ["semantic_tx", "symbol_channel", "semantic_rx", "accuracy_sink"])
+def test_malformed_pdus_are_dropped_and_good_ones_flow(block, tiny_bundle):
+    proc = subprocess.run(
+        [sys.executable, str(HERE), block, tiny_bundle], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["bad_sent"] >= 1000
+    assert r["dropped"] == r["bad_sent"], r["reasons"]
+    assert r["good_out"] == r["good_sent"] == N_GOOD
+    assert r["good_indices_ok"]
+    assert r["stopped_s"] < 10
+
+
+# --- the scenario (subprocess) -----------------------------------------------------------------
+
+
+def _malformed(kind: str, rng: np.random.Generator) -> list:
+    """A catalogue of PDUs that block `kind` must reject, cycled with random sizes to N_BAD."""
+    import pmt
+
+    def c32(n, fill=None):
+        v = (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64)
+        if fill is not None:
+            v[rng.integers(n)] = fill
+        return pmt.init_c32vector(n, v.tolist())
+
+    def meta(**kv):
+        d = pmt.make_dict()
+        for k, v in kv.items():
+            d = pmt.dict_add(d, pmt.intern(k), v)
+        return d
+
+    good_vec = {
+        "semantic_tx": lambda: pmt.init_u8vector(784, [1] * 784),
+        "symbol_channel": lambda: c32(8),
+        "semantic_rx": lambda: c32(8),
+        "accuracy_sink": lambda: pmt.init_f32vector(10, [0.0] * 10),
+    }[kind]
+    good_meta = {
+        "semantic_rx": lambda: meta(snr_db=pmt.from_double(5.0)),
+        "accuracy_sink": lambda: meta(label=pmt.from_long(1), **{"class": pmt.from_long(1)}),
+    }.get(kind, pmt.make_dict)
+    common = [
+        lambda: pmt.PMT_NIL,
+        lambda: pmt.PMT_T,
+        lambda: pmt.from_long(int(rng.integers(-9, 9))),
+        lambda: pmt.from_double(float("nan")),
+        lambda: pmt.intern("pdu"),
+        lambda: pmt.make_dict(),
+        lambda: good_vec(),  # a bare vector, no metadata pair
+        lambda: pmt.make_tuple(good_meta(), good_vec()),
+        lambda: pmt.cons(pmt.from_long(1), good_vec()),
+        lambda: pmt.cons(pmt.intern("meta"), good_vec()),
+        lambda: pmt.cons(good_vec(), good_vec()),
+        lambda: pmt.cons(pmt.cons(pmt.intern("a"), pmt.from_long(1)), good_vec()),
+        lambda: pmt.cons(pmt.make_vector(2, pmt.PMT_NIL), good_vec()),
+    ]
+    payload = {
+        "semantic_tx": [
+            lambda: pmt.PMT_NIL,
+            lambda: pmt.from_long(3),
+            lambda: c32(784),
+            lambda: pmt.init_f32vector(784, [0.5] * 784),
+            lambda: pmt.init_s32vector(784, [1] * 784),
+            lambda: pmt.init_u8vector(0, []),
+            lambda: (lambda n: pmt.init_u8vector(n, [0] * n))(int(rng.choice([1, 783, 785, 1568]))),
+        ],
+        "symbol_channel": [
+            lambda: pmt.PMT_NIL,
+            lambda: pmt.init_u8vector(8, [1] * 8),
+            lambda: pmt.init_f32vector(8, [1.0] * 8),
+            lambda: pmt.init_c32vector(0, []),
+            lambda: c32(int(rng.integers(4097, 6000))),
+            lambda: c32(int(rng.integers(1, 64)), complex("nan")),
+            lambda: c32(int(rng.integers(1, 64)), complex("inf")),
+        ],
+        "semantic_rx": [
+            lambda: pmt.init_f32vector(8, [1.0] * 8),
+            lambda: pmt.init_c32vector(0, []),
+            lambda: c32(int(rng.integers(17, 300))),  # more than the tiny bundle's k_max = 16
+            lambda: c32(8, complex("nan")),
+        ],
+        "accuracy_sink": [],
+    }[kind]
+    metas = {
+        "semantic_rx": [
+            lambda: meta(),
+            lambda: meta(snr_db=pmt.intern("high")),
+            lambda: meta(snr_db=pmt.from_double(float(rng.choice([np.nan, np.inf, -np.inf])))),
+            lambda: meta(snr_db=pmt.PMT_T),
+            lambda: meta(snr_db=pmt.init_f32vector(1, [3.0])),
+            lambda: meta(snr_db=pmt.from_double(5.0), csi=pmt.init_f32vector(8, [1.0] * 8)),
+            lambda: meta(snr_db=pmt.from_double(5.0), csi=c32(int(rng.integers(1, 8)))),
+            lambda: meta(snr_db=pmt.from_double(5.0), csi=c32(8, complex("nan"))),
+            lambda: meta(snr_db=pmt.from_double(5.0), csi=pmt.from_complex(complex("inf"))),
+            lambda: meta(snr_db=pmt.from_double(5.0), csi=pmt.intern("perfect")),
+        ],
+        "accuracy_sink": [
+            lambda: meta(label=pmt.from_long(1)),
+            lambda: meta(**{"class": pmt.from_long(1)}),
+            lambda: meta(label=pmt.from_long(1), **{"class": pmt.from_double(1.0)}),
+            lambda: meta(label=pmt.intern("shoe"), **{"class": pmt.from_long(1)}),
+            lambda: meta(label=pmt.from_long(1), **{"class": pmt.string_to_symbol("7")}),
+            lambda: pmt.PMT_NIL,  # cons(NIL, vec): no metadata at all
+        ],
+    }.get(kind, [])
+    makers = common
+    makers += [lambda p=p: pmt.cons(good_meta(), p()) for p in payload]
+    makers += [lambda m=m: pmt.cons(m(), good_vec()) for m in metas]
+    return [makers[i % len(makers)]() for i in range(N_BAD)]
+
+
+def _good(kind: str, i: int, rng: np.random.Generator):
+    import pmt
+
+    from rkdsc_gr._pdu import make_pdu
+
+    d = pmt.dict_add(pmt.make_dict(), pmt.intern("index"), pmt.from_long(i))
+    d = pmt.dict_add(d, pmt.intern("label"), pmt.from_long(i % 10))
+    if kind == "semantic_tx":
+        return make_pdu(d, rng.integers(0, 256, 784).astype(np.uint8))
+    k = int(rng.integers(1, 17))
+    x = ((rng.standard_normal(k) + 1j * rng.standard_normal(k)) / np.sqrt(2)).astype(np.complex64)
+    if kind == "symbol_channel":
+        return make_pdu(d, x)
+    if kind == "semantic_rx":
+        d = pmt.dict_add(d, pmt.intern("snr_db"), pmt.from_double(float(rng.uniform(-5, 20))))
+        if i % 2:
+            d = pmt.dict_add(d, pmt.intern("csi"), pmt.from_complex(complex(0.3, -0.9)))
+        return make_pdu(d, x)
+    d = pmt.dict_add(d, pmt.intern("class"), pmt.from_long(i % 7))
+    return make_pdu(d, np.zeros(10, np.float32))
+
+
+def _scenario(kind: str, bundle: str) -> dict:
+    import threading
+
+    import pmt
+    from gnuradio import blocks, gr
+
+    import rkdsc_gr
+    from rkdsc_gr._pdu import post_done
+
+    rng = np.random.default_rng(7)
+    bad = _malformed(kind, rng)
+    good = [_good(kind, i, rng) for i in range(N_GOOD)]
+    msgs = bad + good
+    order = rng.permutation(len(msgs))
+    msgs = [msgs[i] for i in order]
+
+    class list_source(gr.basic_block):  # noqa: N801
+        def __init__(self):
+            gr.basic_block.__init__(self, "list_source", None, None)
+            self.message_port_register_out(pmt.intern("out"))
+
+        def start(self):
+            threading.Thread(target=self._run, daemon=True).start()
+            return True
+
+        def _run(self):
+            for m in msgs:
+                self.message_port_pub(pmt.intern("out"), m)
+            post_done(self)
+
+    make = {
+        "semantic_tx": lambda: rkdsc_gr.semantic_tx(bundle, rate=8, max_batch=64),
+        "symbol_channel": lambda: rkdsc_gr.symbol_channel("rayleigh", 10.0),
+        "semantic_rx": lambda: rkdsc_gr.semantic_rx(bundle, max_batch=64),
+        "accuracy_sink": lambda: rkdsc_gr.accuracy_sink(),
+    }
+    tb = gr.top_block()
+    src, blk, dbg = list_source(), make[kind](), blocks.message_debug()
+    tb.msg_connect(src, "out", blk, "in")
+    if kind != "accuracy_sink":
+        tb.msg_connect(blk, "out", dbg, "store")
+
+    def good_out() -> int:
+        return blk.count() if kind == "accuracy_sink" else dbg.num_messages()
+
+    tb.start()
+    deadline = time.monotonic() + 60
+    while (good_out() < N_GOOD or blk.dropped() < N_BAD) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    tb.stop()
+    tb.wait()
+    stopped = time.monotonic() - t0
+    if kind == "accuracy_sink":
+        indices_ok = blk.correct() == sum(i % 10 == i % 7 for i in range(N_GOOD))
+    else:
+        seen = sorted(pmt.to_python(dbg.get_message(i))[0]["index"] for i in range(good_out()))
+        indices_ok = seen == list(range(N_GOOD))
+    drops = blk.feeder._drops if kind == "symbol_channel" else blk._drops
+    return {
+        "bad_sent": len(bad),
+        "good_sent": len(good),
+        "dropped": blk.dropped(),
+        "reasons": drops.reasons,
+        "good_out": good_out(),
+        "good_indices_ok": bool(indices_ok),
+        "stopped_s": stopped,
+    }
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    print(json.dumps(_scenario(sys.argv[1], sys.argv[2])))

@@ -1,0 +1,128 @@
+"""`rkdsc loopback --phy symbol`: the JSON of DESIGN.md §5, agreement with the offline evaluation
+(exact when noise is negligible; within 1 point of `rkdsc eval` on the trained default bundle),
+one-line errors. Flowgraphs run in subprocesses (`python test_loopback.py SCENARIO JSON`).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.gnuradio
+
+HERE = Path(__file__).resolve()
+REPO = HERE.parents[2]
+RKDSC = [sys.executable, "-m", "rkdsc_core.cli"]
+DEFAULT_BUNDLE = REPO / "rkdsc_core" / "bundles" / "default" / "manifest.yaml"
+
+
+def _fmnist_or_skip() -> None:
+    from rkdsc_core.data.datasets import FMNIST_FILES, fmnist_source_dir
+    from rkdsc_core.errors import RkdscError
+
+    try:
+        fmnist_source_dir()
+    except RkdscError:
+        pytest.skip(f"Fashion-MNIST ({FMNIST_FILES[0]}…) not installed")
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory) -> str:
+    from rkdsc_core.testing import make_tiny_bundle
+
+    return str(make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny"))
+
+
+def test_cli_writes_the_loopback_json(tiny_bundle, tmp_path):
+    _fmnist_or_skip()
+    out = tmp_path / "lb.json"
+    cmd = RKDSC + ["loopback", "--bundle", tiny_bundle, "--channel", "rayleigh", "--snr", "0,10"]
+    cmd += ["--rate", "8", "--n", "300", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rep = json.loads(out.read_text())
+    for key in ("bundle", "dataset", "split", "n", "channel", "rate", "clean_accuracy",
+                "teacher_accuracy", "points", "baselines", "provenance"):  # fmt: skip
+        assert key in rep, key
+    assert (rep["n"], rep["channel"], rep["rate"], rep["phy"]) == (300, "rayleigh", 8, "symbol")
+    assert [p["snr_db"] for p in rep["points"]] == [0.0, 10.0]
+    for p in rep["points"]:
+        assert p["frames_sent"] == p["frames_detected"] == 300 and p["dropped"] == 0
+        assert 0.0 <= p["accuracy"] <= 1.0 and p["images_per_s"] > 0
+    assert "accuracy 0." in proc.stdout
+
+
+def test_cli_one_line_errors(tiny_bundle):
+    for extra, message in (
+        (["--rate", "17"], "rate K=17 outside"),
+        (["--n", "0"], "--n 0"),
+    ):
+        cmd = RKDSC + ["loopback", "--bundle", tiny_bundle, "--snr", "5", *extra]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, (extra, proc.stderr[-2000:])
+        assert proc.stderr.strip().startswith("rkdsc: error:") and message in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_loopback_equals_offline_eval_without_noise(tiny_bundle):
+    """At 60 dB AWGN both paths decode the same symbols: identical accuracy, image for image."""
+    proc = subprocess.run(
+        [sys.executable, str(HERE), "noiseless", json.dumps({"bundle": tiny_bundle})],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["loopback"] == r["offline"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEFAULT_BUNDLE.is_file(), reason="the trained default bundle is not built")
+@pytest.mark.parametrize("channel,snrs", [("awgn", "0,5"), ("rayleigh", "5")])
+def test_loopback_matches_rkdsc_eval_on_default_bundle(tmp_path, channel, snrs):
+    """Issue 7: K = 16, n = 2000, same images: |loopback − eval| <= 1 point at every SNR."""
+    _fmnist_or_skip()
+    common = ["--bundle", "default", "--channel", channel, "--snr", snrs, "--n", "2000"]
+    reps = {}
+    for cmd in ("eval", "loopback"):
+        out = tmp_path / f"{cmd}.json"
+        rate = ["--rate", "16"]
+        proc = subprocess.run(
+            RKDSC + [cmd, *common, *rate, "--json", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        reps[cmd] = {p["snr_db"]: p["accuracy"] for p in json.loads(out.read_text())["points"]}
+    assert reps["eval"].keys() == reps["loopback"].keys()
+    for snr, acc in reps["eval"].items():
+        assert abs(reps["loopback"][snr] - acc) <= 0.01, (channel, snr, reps)
+
+
+# --- scenario (subprocess) --------------------------------------------------------------------
+
+
+def _scenario_noiseless(bundle: str) -> dict:
+    from rkdsc_core.data.datasets import load_dataset
+    from rkdsc_core.eval.harness import snr_sweep
+    from rkdsc_core.runtime import load_bundle
+    from rkdsc_gr.loopback import run_loopback
+
+    n = 400
+    rep = run_loopback(bundle, "awgn", [60.0], rate=16, n=n, split="test")
+    data = load_dataset("fmnist", "test", limit=n)
+    offline = snr_sweep(load_bundle(bundle), data, "awgn", [60.0], 16)
+    return {"loopback": rep["points"][0]["accuracy"], "offline": offline[0]["accuracy"]}
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    print(json.dumps(globals()[f"_scenario_{sys.argv[1]}"](**json.loads(sys.argv[2]))))
