@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.gnuradio
@@ -83,26 +84,22 @@ def test_loopback_equals_offline_eval_without_noise(tiny_bundle):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not DEFAULT_BUNDLE.is_file(), reason="the trained default bundle is not built")
-@pytest.mark.parametrize("channel,snrs", [("awgn", "0,5"), ("rayleigh", "5")])
-def test_loopback_matches_rkdsc_eval_on_default_bundle(tmp_path, channel, snrs):
-    """Issue 7: K = 16, n = 2000, same images: |loopback − eval| <= 1 point at every SNR."""
+def test_loopback_matches_rkdsc_eval_on_default_bundle():
+    """Issue 7: K = 16, n = 2000 (the same images): AWGN 0 and 5 dB, Rayleigh 5 dB, the loopback
+    accuracy is within 1 point of `rkdsc eval`'s. Both sides are averaged over 5 channel seeds:
+    one run differs from another by ~0.5-1 point from noise alone at n = 2000, so a single pair
+    would test the dice, not the pipeline. (`python tests/gr/test_loopback.py consistency '{}'`
+    prints the same table.)"""
     _fmnist_or_skip()
-    common = ["--bundle", "default", "--channel", channel, "--snr", snrs, "--n", "2000"]
-    reps = {}
-    for cmd in ("eval", "loopback"):
-        out = tmp_path / f"{cmd}.json"
-        rate = ["--rate", "16"]
-        proc = subprocess.run(
-            RKDSC + [cmd, *common, *rate, "--json", str(out)],
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        reps[cmd] = {p["snr_db"]: p["accuracy"] for p in json.loads(out.read_text())["points"]}
-    assert reps["eval"].keys() == reps["loopback"].keys()
-    for snr, acc in reps["eval"].items():
-        assert abs(reps["loopback"][snr] - acc) <= 0.01, (channel, snr, reps)
+    proc = subprocess.run(
+        [sys.executable, str(HERE), "consistency", "{}"],
+        capture_output=True,
+        text=True,
+        timeout=3000,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for row in json.loads(proc.stdout.strip().splitlines()[-1])["points"]:
+        assert abs(row["loopback"] - row["eval"]) <= 0.01, row
 
 
 # --- scenario (subprocess) --------------------------------------------------------------------
@@ -119,6 +116,31 @@ def _scenario_noiseless(bundle: str) -> dict:
     data = load_dataset("fmnist", "test", limit=n)
     offline = snr_sweep(load_bundle(bundle), data, "awgn", [60.0], 16)
     return {"loopback": rep["points"][0]["accuracy"], "offline": offline[0]["accuracy"]}
+
+
+def _scenario_consistency(
+    bundle: str = "default", n: int = 2000, rate: int = 16, seeds: int = 5
+) -> dict:
+    from rkdsc_core.data.datasets import load_dataset
+    from rkdsc_core.eval.harness import snr_sweep
+    from rkdsc_core.runtime import load_bundle
+    from rkdsc_gr.loopback import run_loopback
+
+    bun = load_bundle(bundle)
+    data = load_dataset(bun.manifest["dataset"]["name"], "test", limit=n)
+    rows = []
+    for channel, snrs in (("awgn", [0.0, 5.0]), ("rayleigh", [5.0])):
+        ev = [snr_sweep(bun, data, channel, snrs, rate, seed=s) for s in range(seeds)]
+        lb = [
+            run_loopback(bundle, channel, snrs, rate, n, seed=1000 * (s + 1))["points"]
+            for s in range(seeds)
+        ]
+        for i, snr in enumerate(snrs):
+            e = [run[i]["accuracy"] for run in ev]
+            g = [run[i]["accuracy"] for run in lb]
+            row = {"channel": channel, "snr_db": snr, "eval": float(np.mean(e))}
+            rows.append({**row, "loopback": float(np.mean(g)), "eval_runs": e, "loopback_runs": g})
+    return {"bundle": str(bun.path), "n": n, "rate": rate, "seeds": seeds, "points": rows}
 
 
 if __name__ == "__main__":
