@@ -69,6 +69,18 @@ def cmd_loopback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tx(args: argparse.Namespace) -> int:
+    from rkdsc_gr.ota_cli import cmd_tx as run  # GNU Radio is imported there, lazily
+
+    return run(args)
+
+
+def cmd_rx(args: argparse.Namespace) -> int:
+    from rkdsc_gr.ota_cli import cmd_rx as run
+
+    return run(args)
+
+
 def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v]
 
@@ -148,6 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k-factor", type=float, default=4.0, help="Rician K (rician)")
     p.add_argument("--json", default=None, help="write the report here")
     p.set_defaults(func=cmd_loopback)
+
+    from rkdsc_gr.ota_cli import add_rx_arguments, add_tx_arguments  # no GNU Radio import
+
+    p = sub.add_parser("tx", help="send images over the air: sim | uhd | soapy | file (SigMF)")
+    add_tx_arguments(p)
+    p.set_defaults(func=cmd_tx)
+
+    p = sub.add_parser("rx", help="receive images: sim | uhd | soapy | file (SigMF replay)")
+    add_rx_arguments(p)
+    p.set_defaults(func=cmd_rx)
     return ap
 
 

@@ -19,8 +19,14 @@ from rkdsc_core.phy.config import HEADER_CHIPS
 
 VERSION = 1
 NO_LABEL = 255
-_FIELDS = (("version", 4), ("rate", 12), ("frame_index", 16), ("image_index", 24),
-           ("bundle_id", 16), ("label", 8))  # fmt: skip
+_FIELDS = (
+    ("version", 4),
+    ("rate", 12),
+    ("frame_index", 16),
+    ("image_index", 24),
+    ("bundle_id", 16),
+    ("label", 8),
+)
 FIELD_BITS = sum(b for _, b in _FIELDS)  # 80
 CRC_BITS = 16
 WORD_BITS = 6  # RM(1,5) carries 6 bits in 32 chips
@@ -57,12 +63,14 @@ class Header:
                 raise ValueError(f"header {name} must fit {bits} bits, got {value}")
 
     @classmethod
-    def wrap(cls, rate: int, frame_index: int, image_index: int, bundle_id: int,
-             label: int | None) -> Header:  # fmt: skip
+    def wrap(
+        cls, rate: int, frame_index: int, image_index: int, bundle_id: int, label: int | None
+    ) -> Header:
         """A header with counters reduced modulo their field widths; label None → NO_LABEL."""
         lab = NO_LABEL if label is None or not 0 <= label < NO_LABEL else int(label)
-        return cls(int(rate), frame_index % (1 << 16), image_index % (1 << 24),
-                   bundle_id % (1 << 16), lab)  # fmt: skip
+        return cls(
+            int(rate), frame_index % (1 << 16), image_index % (1 << 24), bundle_id % (1 << 16), lab
+        )
 
 
 def bundle_id_from_bytes(data: bytes) -> int:

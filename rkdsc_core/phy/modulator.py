@@ -31,11 +31,13 @@ def frame_symbols(cfg: FrameConfig, header: Header, payload: np.ndarray) -> np.n
         raise ValueError(f"payload must be 1-D with K={header.rate} symbols, got {payload.shape}")
     if not np.all(np.isfinite(payload)):
         raise ValueError("payload contains NaN or inf")
-    return np.concatenate([
-        preamble_symbols(cfg.zc_length, cfg.preamble_reps),
-        _section(cfg.header_layout, encode_header(header)),
-        _section(cfg.payload_layout(header.rate), payload),
-    ])  # fmt: skip
+    return np.concatenate(
+        [
+            preamble_symbols(cfg.zc_length, cfg.preamble_reps),
+            _section(cfg.header_layout, encode_header(header)),
+            _section(cfg.payload_layout(header.rate), payload),
+        ]
+    )
 
 
 @dataclass(frozen=True)

@@ -196,8 +196,14 @@ class FrameReceiver:
             g = amp  # the ML phase/amplitude at ν: block LS of the de-ramped pilots (scale unused)
         else:
             # (copies: the cached layout arrays are read-only, which torch warns about)
-            g = lmmse_estimate(y[None, hl.pilots], hl.pilot_values.copy(), hl.pilots.copy(),
-                               hl.data.copy(), max(n0, 1e-12), self.doppler)[0][0]  # fmt: skip
+            g = lmmse_estimate(
+                y[None, hl.pilots],
+                hl.pilot_values.copy(),
+                hl.pilots.copy(),
+                hl.data.copy(),
+                max(n0, 1e-12),
+                self.doppler,
+            )[0][0]
         header = decode_header(np.real(y[hl.data] * np.conj(g)))
         if header is None:
             raise FrameRejected("header_crc")

@@ -77,8 +77,12 @@ def test_header_fields_round_trip_and_crc_catches_flips():
 
 def test_header_wrap_and_limits():
     h = Header.wrap(16, 70000, (1 << 24) + 5, 0x1FFFF, None)
-    assert (h.frame_index, h.image_index, h.bundle_id, h.label) == (70000 - 65536, 5, 0xFFFF,
-                                                                    NO_LABEL)  # fmt: skip
+    assert (h.frame_index, h.image_index, h.bundle_id, h.label) == (
+        70000 - 65536,
+        5,
+        0xFFFF,
+        NO_LABEL,
+    )
     with pytest.raises(ValueError, match="rate"):
         Header(rate=0)
     with pytest.raises(ValueError, match="label"):

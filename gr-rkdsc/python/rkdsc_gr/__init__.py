@@ -16,6 +16,12 @@ _BLOCKS: dict[str, str] = {
     "accuracy_sink": "accuracy_sink",
     "symbol_channel": "symbol_channel",
     "rf_link": "rf_link",
+    "ota_tx": "ota_tx",
+    "ota_rx": "ota_rx",
+    "ota_channel": "ota_channel",
+    "ota_sigmf_sink": "sigmf_io",
+    "ota_sigmf_source": "sigmf_io",
+    "ota_decision_log": "ota_decision_log",
 }
 
 

@@ -17,7 +17,7 @@ from rkdsc_core.runtime import load_bundle
 
 log = logging.getLogger(__name__)
 
-PHYS = ("symbol",)  # "waveform" arrives with the ota_tx / ota_rx blocks
+PHYS = ("symbol", "waveform")  # waveform: rkdsc_gr.ota_loopback
 
 
 @dataclass
@@ -109,6 +109,11 @@ def run_loopback(
 
     if phy not in PHYS:
         raise RkdscError(f"--phy {phy} is not available yet (choose from {', '.join(PHYS)})")
+    if phy == "waveform":
+        from rkdsc_gr.ota_loopback import run_waveform_loopback
+
+        kw = dict(device=device, fd_ts=fd_ts, k_factor=k_factor, timeout_s=timeout_s)
+        return run_waveform_loopback(bundle, channel, snrs, rate, n, split, data_root, seed, **kw)
     if n is not None and n < 1:
         raise RkdscError(f"--n {n}: ask for at least one image")
     bun = load_bundle(bundle, device)

@@ -1,0 +1,119 @@
+"""Options and entry points of `rkdsc tx` and `rkdsc rx` (imported by rkdsc_core.cli to build its
+parser, so this module must not import GNU Radio at import time; `ota_radio` does the work)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rkdsc_core.errors import RkdscError
+
+MODES = ("sim", "uhd", "soapy", "file")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", required=True, choices=MODES, help="where the samples go / come from")
+    p.add_argument("--bundle", default="default", help="'default' or a bundle folder")
+    p.add_argument("--record", default=None, help="also write a SigMF recording (base name)")
+    p.add_argument("--rate", type=int, default=16, help="K symbols per image")
+    p.add_argument("--n", type=int, default=100, help="images (tx; rx --mode sim); tx: 0 = loop")
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    radio = p.add_argument_group("radio (uhd, soapy)")
+    radio.add_argument("--samp-rate", type=float, default=2e6, help="S/s (default 2e6)")
+    radio.add_argument("--freq", type=float, default=915e6, help="carrier, Hz (default 915e6)")
+    radio.add_argument("--gain", type=float, default=0.0, help="dB (see docs/hardware.md)")
+    radio.add_argument("--device", default="", help="UHD address or Soapy args (driver=hackrf)")
+    radio.add_argument(
+        "--if-offset",
+        type=float,
+        default=None,
+        help="bursts' offset from the carrier, cycles/"
+        "sample (default 0.2 with a radio, else 0): keeps the signal off the DC spike",
+    )
+    radio.add_argument("--duration", type=float, default=None, help="seconds (radio modes)")
+    sim = p.add_argument_group("simulated air (sim)")
+    sim.add_argument("--snr", type=float, default=10.0, help="Es/N0 in dB")
+    sim.add_argument("--cfo", type=float, default=1e-3, help="cycles/sample")
+    sim.add_argument("--sco-ppm", type=float, default=50.0, help="sample-clock offset, ppm")
+    sim.add_argument("--no-multipath", action="store_true", help="one tap instead of three")
+    sim.add_argument("--seed", type=int, default=0)
+
+
+def add_tx_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument(
+        "--image-rate", type=float, default=0.0, help="images/s (radio modes default to 100)"
+    )
+
+
+def add_rx_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--input", default=None, help="SigMF recording to replay (--mode file)")
+    p.add_argument("--doppler", type=float, default=0.0, help="fD*Ts per symbol to track")
+    p.add_argument("--json", default=None, help="write the summary here")
+    p.add_argument("--decisions", default=None, help="write one JSON line per decision here")
+
+
+def _configs(args: argparse.Namespace):
+    from rkdsc_gr.ota_radio import RadioConfig, SimConfig
+
+    hardware = args.mode in ("uhd", "soapy")
+    if_offset = args.if_offset if args.if_offset is not None else (0.2 if hardware else 0.0)
+    radio = RadioConfig(args.samp_rate, args.freq, args.gain, args.device, if_offset)
+    taps = (1.0 + 0.0j,) if args.no_multipath else SimConfig.taps
+    sim = SimConfig(args.snr, args.cfo, args.sco_ppm, taps, args.seed)
+    return radio, sim
+
+
+def _gnuradio(command: str):
+    try:
+        from rkdsc_gr import ota_radio
+    except ImportError as exc:
+        raise RkdscError(f"rkdsc {command} needs GNU Radio ({exc}): run 'make setup'") from None
+    return ota_radio
+
+
+def cmd_tx(args: argparse.Namespace) -> int:
+    ota_radio = _gnuradio("tx")
+    radio, sim = _configs(args)
+    out = ota_radio.run_tx(
+        args.mode,
+        args.bundle,
+        args.record,
+        args.n,
+        args.rate,
+        args.split,
+        args.image_rate,
+        radio,
+        sim,
+        args.duration,
+    )
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_rx(args: argparse.Namespace) -> int:
+    ota_radio = _gnuradio("rx")
+    radio, sim = _configs(args)
+    out = ota_radio.run_rx(
+        args.mode,
+        args.bundle,
+        args.input,
+        args.record,
+        "",
+        args.decisions,
+        args.n,
+        args.rate,
+        args.split,
+        args.doppler,
+        radio,
+        sim,
+        args.duration,
+    )
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n")
+    return 0

@@ -1,0 +1,300 @@
+"""`rkdsc tx` / `rkdsc rx`: the over-the-air link with a radio, a simulated channel or a recording.
+
+    tx:  images → semantic_tx → ota_tx → { file: SigMF recording
+                                          sim:  ota_channel → SigMF recording
+                                          uhd:  USRP sink     soapy: Soapy sink (e.g. HackRF) }
+    rx:  { file: SigMF replay   sim: images → … → ota_channel   uhd / soapy: radio source }
+         → ota_rx → semantic_rx → accuracy_sink (+ decision log), optionally recording the input
+
+Radio drivers are imported only in their mode; with no device attached their constructors raise
+RuntimeError, reported as a one-line RkdscError.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from gnuradio import gr
+
+from rkdsc_core.errors import RkdscError
+from rkdsc_core.runtime import load_bundle
+from rkdsc_gr.ota_channel import DEFAULT_TAPS
+from rkdsc_gr.ota_loopback import bundle_id
+
+log = logging.getLogger(__name__)
+
+MODES = ("sim", "uhd", "soapy", "file")
+POLL_S = 0.05
+
+
+@dataclass
+class RadioConfig:
+    """Radio settings (uhd / soapy). `device`: UHD address ("" = first found) or Soapy arguments
+    ("driver=hackrf[,serial=…]"); `if_offset`: burst offset from the carrier, cycles/sample."""
+
+    samp_rate: float = 2e6
+    freq: float = 915e6
+    gain: float = 0.0
+    device: str = ""
+    if_offset: float = 0.0
+
+
+@dataclass
+class SimConfig:
+    """The simulated air (`ota_channel`): Es/N0, CFO (cycles/sample), clock offset, taps."""
+
+    snr_db: float = 10.0
+    cfo: float = 1e-3
+    sco_ppm: float = 50.0
+    taps: tuple = DEFAULT_TAPS
+    seed: int = 0
+
+
+@dataclass
+class _Graph:
+    tb: gr.top_block
+    blocks: dict = field(default_factory=dict)
+
+
+def radio_sink(mode: str, radio: RadioConfig):
+    """A USRP or Soapy sink tuned `if_offset·samp_rate` below the carrier (bursts keep tx_sob /
+    tx_eob); RkdscError when no device answers."""
+    tune = radio.freq - radio.if_offset * radio.samp_rate
+    try:
+        if mode == "uhd":
+            from gnuradio import uhd
+
+            sink = uhd.usrp_sink(radio.device, uhd.stream_args(cpu_format="fc32", channels=[0]), "")
+            sink.set_samp_rate(radio.samp_rate)
+            sink.set_center_freq(tune, 0)
+            sink.set_gain(radio.gain, 0)
+            return sink
+        from gnuradio import soapy
+
+        sink = soapy.sink(radio.device or "driver=hackrf", "fc32", 1, "", "", [""], [""])
+        sink.set_sample_rate(0, radio.samp_rate)
+        sink.set_frequency(0, tune)
+        sink.set_gain(0, radio.gain)
+        return sink
+    except RuntimeError as exc:
+        raise RkdscError(f"no {mode} transmitter answered ({exc})") from None
+
+
+def radio_source(mode: str, radio: RadioConfig):
+    """A USRP or Soapy source tuned like `radio_sink`; RkdscError when no device answers."""
+    tune = radio.freq - radio.if_offset * radio.samp_rate
+    try:
+        if mode == "uhd":
+            from gnuradio import uhd
+
+            src = uhd.usrp_source(radio.device, uhd.stream_args(cpu_format="fc32", channels=[0]))
+            src.set_samp_rate(radio.samp_rate)
+            src.set_center_freq(tune, 0)
+            src.set_gain(radio.gain, 0)
+            return src
+        from gnuradio import soapy
+
+        src = soapy.source(radio.device or "driver=hackrf", "fc32", 1, "", "", [""], [""])
+        src.set_sample_rate(0, radio.samp_rate)
+        src.set_frequency(0, tune)
+        src.set_gain(0, radio.gain)
+        return src
+    except RuntimeError as exc:
+        raise RkdscError(f"no {mode} receiver answered ({exc})") from None
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise RkdscError(f"--mode {mode}: choose from {', '.join(MODES)}")
+
+
+def _transmit_side(
+    g: _Graph,
+    bundle: str,
+    n: int,
+    rate: int,
+    split: str,
+    image_rate: float,
+    if_offset: float,
+    device: str = "cpu",
+):
+    """images → semantic_tx → ota_tx in `g`; returns ota_tx."""
+    from rkdsc_gr.image_source import image_source
+    from rkdsc_gr.ota_tx import ota_tx
+    from rkdsc_gr.semantic_tx import semantic_tx
+
+    bun = load_bundle(bundle, device)
+    try:
+        bun.check_rate(rate)
+    except ValueError as exc:
+        raise RkdscError(str(exc)) from None
+    loop = n == 0
+    if loop and image_rate <= 0:
+        raise RkdscError("--n 0 (loop over the dataset) needs --image-rate > 0")
+    source = image_source(
+        bun.manifest["dataset"]["name"], split, n_images=n, loop=loop, max_rate=image_rate
+    )
+    encoder = semantic_tx(bundle, rate, device)
+    tx = ota_tx(
+        bundle_id=bundle_id(bundle, device), if_offset=if_offset, max_queue=max(4096, n + 16)
+    )
+    g.tb.msg_connect(source, "out", encoder, "in")
+    g.tb.msg_connect(encoder, "out", tx, "in")
+    g.blocks.update(source=source, encoder=encoder, tx=tx)
+    return tx
+
+
+def _recorder(g: _Graph, path: str, radio: RadioConfig, generator: str, description: str):
+    from rkdsc_gr.sigmf_io import ota_sigmf_sink
+
+    rec = ota_sigmf_sink(path, radio.samp_rate, radio.freq, generator, description)
+    g.blocks["record"] = rec
+    return rec
+
+
+def _run(g: _Graph, duration: float | None) -> float:
+    """Run to completion (finite graphs), or for `duration` seconds; Ctrl-C stops cleanly."""
+    t0 = time.monotonic()
+    try:
+        if duration is None:
+            g.tb.run()
+        else:
+            g.tb.start()
+            while time.monotonic() - t0 < duration:
+                time.sleep(POLL_S)
+            g.tb.stop()
+            g.tb.wait()
+    except KeyboardInterrupt:
+        g.tb.stop()
+        g.tb.wait()
+    return time.monotonic() - t0
+
+
+def run_tx(
+    mode: str,
+    bundle: str = "default",
+    record: str | None = None,
+    n: int = 100,
+    rate: int = 16,
+    split: str = "test",
+    image_rate: float = 0.0,
+    radio: RadioConfig | None = None,
+    sim: SimConfig | None = None,
+    duration: float | None = None,
+) -> dict:
+    """Transmit `n` images (0: loop at `image_rate`). file / sim need `record` (the SigMF base);
+    uhd / soapy may record what they send. Returns a summary dict."""
+    _check_mode(mode)
+    radio, sim = radio or RadioConfig(), sim or SimConfig()
+    if mode in ("file", "sim") and not record:
+        raise RkdscError(f"--mode {mode} writes a recording: give --record FILE")
+    hardware = mode in ("uhd", "soapy")
+    g = _Graph(gr.top_block("rkdsc_tx"))
+    tx = _transmit_side(
+        g, bundle, n, rate, split, image_rate or (100.0 if hardware else 0.0), radio.if_offset
+    )
+    desc = f"rkdsc tx --mode {mode}: K={rate}, bundle {bundle}"
+    if mode == "sim":
+        from rkdsc_gr.ota_channel import ota_channel
+
+        chan = ota_channel(sim.snr_db, sim.cfo, sim.sco_ppm, sim.taps, seed=sim.seed)
+        rec = _recorder(
+            g,
+            record,
+            radio,
+            "rkdsc ota_tx (transmit-side offsets)",
+            desc + f", simulated air at {sim.snr_db:g} dB",
+        )
+        g.tb.connect(tx, chan, rec)
+        g.tb.msg_connect(tx, "frames", rec, "frames")
+    elif mode == "file":
+        rec = _recorder(g, record, radio, "rkdsc ota_tx", desc)
+        g.tb.connect(tx, rec)
+        g.tb.msg_connect(tx, "frames", rec, "frames")
+    else:
+        g.tb.connect(tx, radio_sink(mode, radio))
+        if record:
+            rec = _recorder(g, record, radio, "rkdsc ota_tx", desc)
+            g.tb.connect(tx, rec)
+            g.tb.msg_connect(tx, "frames", rec, "frames")
+    seconds = _run(g, duration)
+    out = {
+        "mode": mode,
+        "frames_sent": tx.frames_sent(),
+        "samples": tx.samples_sent(),
+        "seconds": seconds,
+        "record": record,
+    }
+    if record:
+        from rkdsc_gr.sigmf_io import sigmf_paths
+
+        out["record"] = [str(p) for p in sigmf_paths(record)]
+    return out
+
+
+def run_rx(
+    mode: str,
+    bundle: str = "default",
+    input_path: str | None = None,
+    record: str | None = None,
+    json_path: str = "",
+    decisions: str | None = None,
+    n: int = 100,
+    rate: int = 16,
+    split: str = "test",
+    doppler: float = 0.0,
+    radio: RadioConfig | None = None,
+    sim: SimConfig | None = None,
+    duration: float | None = None,
+) -> dict:
+    """Receive: replay `input_path` (file), simulate `n` images through the air (sim), or listen to
+    a radio for `duration` seconds (until Ctrl-C when None). Returns accuracy and receiver stats."""
+    from rkdsc_gr.accuracy_sink import accuracy_sink
+    from rkdsc_gr.ota_decision_log import ota_decision_log
+    from rkdsc_gr.ota_rx import ota_rx
+    from rkdsc_gr.semantic_rx import semantic_rx
+
+    _check_mode(mode)
+    radio, sim = radio or RadioConfig(), sim or SimConfig()
+    g = _Graph(gr.top_block("rkdsc_rx"))
+    if mode == "file":
+        from rkdsc_gr.sigmf_io import ota_sigmf_source
+
+        if not input_path:
+            raise RkdscError("--mode file replays a recording: give --input FILE")
+        try:
+            source = ota_sigmf_source(input_path)
+        except (OSError, ValueError) as exc:
+            raise RkdscError(f"cannot replay {input_path}: {exc}") from None
+        radio.samp_rate, radio.freq = source.samp_rate or radio.samp_rate, source.center_freq
+    elif mode == "sim":
+        from rkdsc_gr.ota_channel import ota_channel
+
+        tx = _transmit_side(g, bundle, n, rate, split, 0.0, radio.if_offset)
+        source = ota_channel(sim.snr_db, sim.cfo, sim.sco_ppm, sim.taps, seed=sim.seed)
+        g.tb.connect(tx, source)
+    else:
+        source = radio_source(mode, radio)
+    rx = ota_rx(doppler=doppler, if_offset=radio.if_offset)
+    decoder = semantic_rx(bundle)
+    sink = accuracy_sink(json_path or "")
+    g.tb.connect(source, rx)
+    g.tb.msg_connect(rx, "out", decoder, "in")
+    g.tb.msg_connect(decoder, "out", sink, "in")
+    if decisions:
+        g.tb.msg_connect(decoder, "out", ota_decision_log(decisions), "in")
+    if record:
+        rec = _recorder(g, record, radio, "rkdsc ota_rx", f"rkdsc rx --mode {mode}")
+        g.tb.connect(source, rec)
+        g.tb.msg_connect(rx, "out", rec, "frames")
+    seconds = _run(g, duration if mode in ("uhd", "soapy") else None)
+    stats = sink.stats()
+    return {
+        "mode": mode,
+        "decisions": stats["n"],
+        "accuracy": stats["accuracy"],
+        "rx": rx.stats(),
+        "seconds": seconds,
+    }
