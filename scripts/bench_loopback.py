@@ -37,17 +37,23 @@ def pin(cores: int) -> list[int]:
     return use
 
 
-def model_throughput(bundle: str, images: np.ndarray, rate: int, batch: int = 256) -> float:
+def model_throughput(
+    bundle: str, images: np.ndarray, rate: int, batch: int = 256, repeats: int = 3
+) -> float:
+    """Best of `repeats` passes (the machine may be shared: the best is the least disturbed)."""
     from rkdsc_core.runtime import load_bundle
 
     bun = load_bundle(bundle)
     tx, rx = bun.transmitter(rate), bun.receiver()
     tx.encode(images[:batch])  # warm-up
-    t0 = time.perf_counter()
-    for i in range(0, len(images), batch):
-        y = tx.encode(images[i : i + batch])
-        rx.classify(y, np.full(len(y), 10.0, np.float32), csi=np.ones(len(y), np.complex64))
-    return len(images) / (time.perf_counter() - t0)
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for i in range(0, len(images), batch):
+            y = tx.encode(images[i : i + batch])
+            rx.classify(y, np.full(len(y), 10.0, np.float32), csi=np.ones(len(y), np.complex64))
+        best = max(best, len(images) / (time.perf_counter() - t0))
+    return best
 
 
 def graph_throughput(bundle: str, dataset: str, n: int, channel: str, rate: int) -> dict:

@@ -215,7 +215,8 @@ def test_symbol_channel_statistics():
     """Noise power is N0 = 10^(-SNR/10) per symbol; held Rayleigh gains are CN(0,1) per image."""
     r = run_scenario("channel_stats")
     assert abs(r["awgn_n0"] / 10 ** (-0.5) - 1) < 0.03  # 40k samples: 0.5 % std, 0.04 dB pool bias
-    assert r["awgn_snr_meta"] == 5.0
+    assert abs(r["awgn_n0_after_set_snr"] / 10 ** (-1.5) - 1) < 0.03  # runtime set_snr(15)
+    assert r["awgn_snr_meta"] == [5.0, 15.0]
     # 6000 images, successive held gains correlated ~0.1: std of the mean |h|² ≈ 1.5 %
     assert abs(r["gain_mean"] - 1) < 0.06
     assert abs(r["p_below_0.1"] - (1 - np.exp(-0.1))) < 0.02
@@ -351,7 +352,9 @@ def _scenario_channel_exact(n: int) -> dict:
     return res
 
 
-def _run_channel(ch: str, snr_db: float, k: int, n: int) -> list:
+def _run_channel(ch: str, snr_db: float, k: int, n: int, then_snr: float | None = None) -> list:
+    """n PDUs of k symbols through `ch`; with `then_snr`, set_snr(then_snr) once the first half
+    has come out, then the second half."""
     import pmt
     from gnuradio import blocks, gr
 
@@ -367,7 +370,10 @@ def _run_channel(ch: str, snr_db: float, k: int, n: int) -> list:
     dbg = blocks.message_debug()
     tb.msg_connect(chan, "out", dbg, "store")
     tb.start()
-    for row in x:
+    for i, row in enumerate(x):
+        if then_snr is not None and i == n // 2:
+            _wait(lambda: dbg.num_messages() >= n // 2, 60.0)
+            chan.set_snr(then_snr)
         chan.feeder.to_basic_block()._post(pmt.intern("in"), make_pdu(pmt.make_dict(), row))
     _wait(lambda: dbg.num_messages() >= n, 60.0)
     tb.stop()
@@ -376,9 +382,14 @@ def _run_channel(ch: str, snr_db: float, k: int, n: int) -> list:
 
 
 def _scenario_channel_stats() -> dict:
-    x, got = _run_channel("awgn", 5.0, 16, 2500)
+    x, got = _run_channel("awgn", 5.0, 16, 5000, then_snr=15.0)
     y = np.stack([v for _, v in got])
-    out = {"awgn_n0": float(np.mean(np.abs(y - x) ** 2)), "awgn_snr_meta": got[0][0]["snr_db"]}
+    n0 = np.mean(np.abs(y - x) ** 2, axis=1)
+    out = {
+        "awgn_n0": float(n0[:2500].mean()),
+        "awgn_n0_after_set_snr": float(n0[2564:].mean()),  # ≤ 512 symbols of older noise
+        "awgn_snr_meta": sorted({m["snr_db"] for m, _ in got}),
+    }
     _, got = _run_channel("rayleigh", 30.0, 4, 6000)
     h = np.array([m["csi"][0] for m, _ in got])
     g = np.abs(h) ** 2

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 CHANNELS = ("awgn", "rayleigh", "rayleigh_fast", "rician")
 SINUSOIDS = 32  # fading_model's N: |h|² of the held gains is exponential within ~0.5 %
 BLOCK_FDTS = 0.3  # Doppler of the process sampled once per image: successive images ≈ independent
+NOISE_BUFFER = 512  # items; GNU Radio's smallest buffer for complex samples (one 4 KiB page)
 
 
 class symbol_channel(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
@@ -79,6 +80,9 @@ class symbol_channel(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
             noise_seed=int(seed),
             block_tags=False,
         )
+        # channel_model's noise source runs ahead of the signal by a whole buffer; a small one
+        # makes set_snr take effect within ~512 symbols instead of ~8k
+        self._noise.set_max_output_buffer(NOISE_BUFFER)
         to_stream = pdu.pdu_to_tagged_stream(gr.types.complex_t, "packet_len")
         self.msg_connect(self, "in", self.feeder, "in")
         self.msg_connect(self.feeder, "sym", to_stream, "pdus")
@@ -121,7 +125,8 @@ class symbol_channel(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         return join
 
     def set_snr(self, snr_db: float) -> None:
-        """New Es/N0 (dB) for the symbols fed from now on."""
+        """New Es/N0 (dB). PDUs fed from now on carry it in `snr_db`; the noise follows within
+        ~512 symbols (noise already generated into channel_model's buffer keeps the old level)."""
         self._noise.set_noise_voltage(noise_voltage(snr_db))
         self.feeder.set_snr(snr_db)
 
