@@ -42,17 +42,17 @@ def test_cli_writes_the_loopback_json(tiny_bundle, tmp_path):
     _fmnist_or_skip()
     out = tmp_path / "lb.json"
     cmd = RKDSC + ["loopback", "--bundle", tiny_bundle, "--channel", "rayleigh", "--snr", "0,10"]
-    cmd += ["--rate", "8", "--n", "300", "--json", str(out)]
+    cmd += ["--rate", "8", "--n", "200", "--json", str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rep = json.loads(out.read_text())
     for key in ("bundle", "dataset", "split", "n", "channel", "rate", "clean_accuracy",
                 "teacher_accuracy", "points", "baselines", "provenance"):  # fmt: skip
         assert key in rep, key
-    assert (rep["n"], rep["channel"], rep["rate"], rep["phy"]) == (300, "rayleigh", 8, "symbol")
+    assert (rep["n"], rep["channel"], rep["rate"], rep["phy"]) == (200, "rayleigh", 8, "symbol")
     assert [p["snr_db"] for p in rep["points"]] == [0.0, 10.0]
     for p in rep["points"]:
-        assert p["frames_sent"] == p["frames_detected"] == 300 and p["dropped"] == 0
+        assert p["frames_sent"] == p["frames_detected"] == 200 and p["dropped"] == 0
         assert 0.0 <= p["accuracy"] <= 1.0 and p["images_per_s"] > 0
     assert "accuracy 0." in proc.stdout
 
@@ -111,7 +111,7 @@ def _scenario_noiseless(bundle: str) -> dict:
     from rkdsc_core.runtime import load_bundle
     from rkdsc_gr.loopback import run_loopback
 
-    n = 400
+    n = 300
     rep = run_loopback(bundle, "awgn", [60.0], rate=16, n=n, split="test")
     data = load_dataset("fmnist", "test", limit=n)
     offline = snr_sweep(load_bundle(bundle), data, "awgn", [60.0], 16)
