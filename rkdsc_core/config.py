@@ -121,6 +121,7 @@ class Stage1Config:
     warmup_epochs: float = 0.5
     grad_clip: float = 5.0
     drop_path: float = 0.0
+    augment: bool = False  # sample the store's augmented views (needs store.augmented_views ≥ 1)
     feature_weight: float = 1.0
     kl_weight: float = 1.0
     ce_weight: float = 0.5

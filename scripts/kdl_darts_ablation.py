@@ -31,7 +31,7 @@ from rkdsc_core.provenance import provenance
 from rkdsc_core.seeding import seed_everything
 from rkdsc_train.context import StageContext
 from rkdsc_train.stage_search import configure_cpu, search, student_arch
-from rkdsc_train.stage_stage1 import teacher_reference, train_student
+from rkdsc_train.stage_stage1 import teacher_reference, train_student, with_views
 
 log = logging.getLogger("kdl_darts_ablation")
 
@@ -65,7 +65,8 @@ def load_split(cfg: Config, split: str) -> KDData:
         cfg.data.name, split, cfg.data.root, cfg.data.download, cfg.data.image_size, limit
     )
     targets = teacher_targets(cfg, split).take(len(arrays))
-    return KDData(arrays, targets, Normalisation.for_dataset(cfg.data.name))
+    data = KDData(arrays, targets, Normalisation.for_dataset(cfg.data.name))
+    return with_views(cfg, data) if split == "train" and cfg.stage1.augment else data
 
 
 def _cached(ctx: StageContext) -> dict | None:

@@ -10,6 +10,7 @@ is scored at the end. Writes `student.safetensors`, `genotype.yaml` and `metrics
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -23,7 +24,7 @@ from safetensors.torch import save_file
 from rkdsc_core.config import Config, to_dict
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.transforms import Normalisation
-from rkdsc_core.distill.batches import KDData, evaluate, iterate, num_batches, progress
+from rkdsc_core.distill.batches import KDData, StoredViews, evaluate, iterate, num_batches, progress
 from rkdsc_core.distill.distiller import Distiller
 from rkdsc_core.distill.losses import KDWeights
 from rkdsc_core.errors import RkdscError
@@ -74,10 +75,27 @@ def teacher_reference(run_dir: Path) -> dict:
     return {k: m[k] for k in ("test_accuracy", "params") if k in m}
 
 
+def with_views(ctx_or_cfg, data: KDData) -> KDData:
+    """`data` with the feature store's augmented training views attached (`stage1.augment`)."""
+    from rkdsc_train.targets import store_entry
+
+    entry = store_entry(ctx_or_cfg, "train")
+    if entry.num_views < 2:
+        raise RkdscError(
+            "stage1.augment=true needs augmented views in the feature store: set "
+            "store.augmented_views=N (N >= 1), or stage1.augment=false"
+        )
+    n = len(data)
+    views = StoredViews(entry.embeddings[:, :n], entry.logits[:, :n], entry.views[:, :n], entry.pad)
+    return dataclasses.replace(data, views=views)
+
+
 def run(ctx: StageContext) -> dict:
     cfg = ctx.cfg
     configure_cpu(cfg.stage1.num_threads)
     train = load_train_data(cfg, ctx)
+    if cfg.stage1.augment:
+        train = with_views(ctx, train)
     spec = student_spec(load_genotype(cfg), **student_arch(cfg, train))
     return train_student(ctx, spec, train, load_test_data(cfg, ctx), teacher_reference(ctx.run_dir))
 
@@ -94,6 +112,8 @@ def train_student(
 ) -> dict:
     """Stage-1 KD of the student described by `spec`; returns (and writes) its metrics."""
     cfg, s1 = ctx.cfg, ctx.cfg.stage1
+    if s1.augment and train.views is None:
+        raise RkdscError("stage1.augment=true but the training data carry no stored views")
     n_val = int(len(train) * cfg.data.val_fraction)
     fit_idx, val_idx = np.arange(len(train) - n_val), np.arange(len(train) - n_val, len(train))
     student = student_from_spec(spec).to(ctx.device)
@@ -124,7 +144,7 @@ def train_student(
             distiller,
             opt,
             sched,
-            iterate(train, fit_idx, s1.batch_size, rng, True),
+            iterate(train, fit_idx, s1.batch_size, rng, True, s1.augment),
             steps,
             f"stage1 {epoch + 1}/{s1.epochs}",
             s1.grad_clip,

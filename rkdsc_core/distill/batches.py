@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from rkdsc_core.data.datasets import ImageArrays
+from rkdsc_core.data.feature_store import apply_view
 from rkdsc_core.data.targets import TeacherTargets
 from rkdsc_core.data.transforms import Normalisation, to_tensor
 
@@ -38,12 +39,30 @@ class Batch:
 
 
 @dataclass(frozen=True)
+class StoredViews:
+    """Augmented views stored with the teacher's outputs on them (see `data.feature_store`):
+    `embeddings float32 [V, N, D]`, `logits float32 [V, N, C]`, `params int8 [V, N, 3]` (dy, dx,
+    flip; view 0 is the clean image) and the shift bound `pad`."""
+
+    embeddings: np.ndarray
+    logits: np.ndarray
+    params: np.ndarray
+    pad: int
+
+    @property
+    def num_views(self) -> int:
+        return self.embeddings.shape[0]
+
+
+@dataclass(frozen=True)
 class KDData:
-    """A split held in memory with its teacher targets (aligned by index)."""
+    """A split held in memory with its teacher targets (aligned by index), and optionally
+    stored augmented views to sample from (`iterate(..., augment=True)`)."""
 
     arrays: ImageArrays
     targets: TeacherTargets | None
     norm: Normalisation
+    views: StoredViews | None = None
 
     def __post_init__(self) -> None:
         if self.targets is not None and len(self.targets) < len(self.arrays):
@@ -55,10 +74,17 @@ class KDData:
     def __len__(self) -> int:
         return len(self.arrays)
 
-    def batch(self, idx: np.ndarray) -> Batch:
-        """The samples at `idx int64 [B]`."""
+    def batch(self, idx: np.ndarray, view: np.ndarray | None = None) -> Batch:
+        """The samples at `idx int64 [B]`, each seen through stored view `view int [B]` (None:
+        the clean images)."""
         x = to_tensor(self.arrays.images[idx], self.norm)
         y = torch.as_tensor(self.arrays.labels[idx], dtype=torch.long)
+        if view is not None:
+            v = self.views
+            x = apply_view(x, v.params[view, idx], v.pad)
+            t_feat = np.asarray(v.embeddings[view, idx], dtype=np.float32)
+            t_log = np.asarray(v.logits[view, idx], dtype=np.float32)
+            return Batch(x, y, torch.as_tensor(t_feat), torch.as_tensor(t_log))
         if self.targets is None:
             return Batch(x, y, None, None)
         t_feat = torch.as_tensor(np.asarray(self.targets.embeddings[idx], dtype=np.float32))
@@ -72,14 +98,20 @@ def iterate(
     batch_size: int,
     rng: np.random.Generator | None = None,
     drop_last: bool = False,
+    augment: bool = False,
 ) -> Iterator[Batch]:
-    """Minibatches over `indices` (shuffled when `rng` is given)."""
+    """Minibatches over `indices` (shuffled when `rng` is given); with `augment`, each sample
+    is drawn through one of the stored views, uniformly (needs `data.views` and `rng`)."""
+    if augment and (data.views is None or rng is None):
+        raise ValueError("augmented batches need stored views and a random generator")
     order = rng.permutation(indices) if rng is not None else np.asarray(indices)
     stop = len(order) - (len(order) % batch_size if drop_last else 0)
     for start in range(0, stop, batch_size):
         idx = order[start : start + batch_size]
-        if len(idx):
-            yield data.batch(np.sort(idx) if rng is None else idx)
+        if not len(idx):
+            continue
+        view = rng.integers(0, data.views.num_views, len(idx)) if augment else None
+        yield data.batch(np.sort(idx) if rng is None else idx, view)
 
 
 def progress(total: int, desc: str) -> Any:

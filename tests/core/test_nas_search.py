@@ -144,3 +144,28 @@ def _tiny_genotype():
         ),
         reduce_concat=(2, 3),
     ).to_dict()
+
+
+def test_stored_views_shift_images_and_switch_targets(tmp_path):
+    from rkdsc_core.distill.batches import StoredViews
+    from rkdsc_core.nas.student import student_spec
+    from rkdsc_train.stage_search import student_arch
+    from rkdsc_train.stage_stage1 import train_student
+
+    base = synthetic_data("train", 64)
+    rng = np.random.default_rng(3)
+    params = np.zeros((2, 64, 3), np.int8)
+    params[1, :, 1] = 2  # view 1: every image shifted 2 px
+    emb = np.stack([base.targets.embeddings, rng.normal(size=(64, D)).astype(np.float32)])
+    logits = np.stack([base.targets.logits, rng.normal(size=(64, 10)).astype(np.float32)])
+    data = dataclasses.replace(base, views=StoredViews(emb, logits, params, pad=2))
+    idx = np.arange(4)
+    clean, shifted = data.batch(idx, np.zeros(4, int)), data.batch(idx, np.ones(4, int))
+    assert torch.equal(clean.x, base.batch(idx).x)
+    assert torch.equal(shifted.x[..., :-2], clean.x[..., 2:])
+    assert torch.equal(shifted.t_feature, torch.from_numpy(emb[1, :4]))
+    cfg = dataclasses.replace(TINY_STAGE1, augment=True)
+    ctx = _ctx(tmp_path, "stage1")
+    ctx.cfg = dataclasses.replace(ctx.cfg, stage1=cfg)
+    spec = student_spec(Genotype.from_dict(_tiny_genotype()), **student_arch(ctx.cfg, data))
+    assert train_student(ctx, spec, data, synthetic_data("test", 16))["test_n"] == 16
