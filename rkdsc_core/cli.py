@@ -81,6 +81,17 @@ def cmd_rx(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        from rkdsc_gr.demo import format_table, run_demo  # GNU Radio is imported here only
+    except ImportError as exc:
+        raise RkdscError(f"rkdsc demo needs GNU Radio ({exc}): run 'make setup'") from None
+    rep = run_demo(args.bundle, quick=args.quick, n=args.n, rate=args.rate, out_dir=args.out)
+    print(format_table(rep))
+    print(f"wrote {args.out}/demo.json and {args.out}/demo.png")
+    return 0
+
+
 def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v]
 
@@ -143,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="write the report here")
     p.add_argument("--plot", default=None, help="write accuracy-vs-SNR PNG here")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("demo", help="the main job: images -> GNU Radio waveform -> decisions")
+    p.add_argument("--bundle", default="default")
+    p.add_argument("--quick", action="store_true", help="100 images, 2 SNRs (about a minute)")
+    p.add_argument("--n", type=int, default=None, help="test images (default 500, quick 100)")
+    p.add_argument("--rate", type=int, default=16)
+    p.add_argument("--out", default="results", help="folder for demo.json and demo.png")
+    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("loopback", help="the eval, through a GNU Radio flowgraph (rkdsc blocks)")
     p.add_argument("--phy", default="symbol", choices=["symbol", "waveform"])

@@ -40,7 +40,7 @@ def provenance(config: Any = None, seed: int | None = None, **extra: Any) -> dic
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),
         "python": sys.version.split()[0],
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "seed": seed,
         "config": config,
     }

@@ -82,8 +82,8 @@ def run(ctx: StageContext) -> dict:
     targets = teacher_targets(ctx, "train")
     n_val = min(s2.val_limit, int(len(data) * cfg.data.val_fraction))
     feats = student_features(student, data.images, norm, dev)
-    z_t = torch.from_numpy(np.asarray(targets.embeddings[: len(data)], np.float32))
-    l_t = torch.from_numpy(np.asarray(targets.logits[: len(data)], np.float32))
+    z_t = torch.from_numpy(np.array(targets.embeddings[: len(data)], np.float32))
+    l_t = torch.from_numpy(np.array(targets.logits[: len(data)], np.float32))
     labels = torch.from_numpy(data.labels)
     tr, va = slice(0, len(data) - n_val), slice(len(data) - n_val, len(data))
 
@@ -136,7 +136,7 @@ def run(ctx: StageContext) -> dict:
             opt.step()
             sched.step()
             for key, v in terms.items():
-                sums[key] = sums.get(key, 0.0) + float(v) * len(idx)
+                sums[key] = sums.get(key, 0.0) + float(v.detach()) * len(idx)
             bar.set_postfix(loss=f"{float(terms['loss']):.3f}", acc=f"{float(terms['acc']):.3f}")
         distiller.eval()
         student.eval()
