@@ -128,7 +128,8 @@ def format_table(rep: dict) -> str:
         f"RKD-SC demo — {rep['dataset']} test, n={rep['n']}, K={rep['rate']} symbols/image",
         f"clean accuracy: student {rep['clean_accuracy']:.4f}, teacher "
         f"{rep['teacher_accuracy']:.4f}",
-        f"{'channel':<15}{'SNR dB':>7}{'GNU Radio':>11}{'offline':>9}{'frames':>13}{'est. SNR':>10}",
+        f"{'channel':<15}{'SNR dB':>7}{'GNU Radio':>11}{'offline':>9}{'frames':>13}"
+        f"{'est. SNR':>10}",
     ]
     for r in rep["rows"]:
         est = "-" if r["snr_est_db"] is None else f"{r['snr_est_db']:.1f}"
