@@ -501,7 +501,7 @@ def _scenario_source_sink(json_path: str) -> dict:
     dbg = blocks.message_debug()
     tb.msg_connect(src, "out", dbg, "store")
     tb.start()
-    _wait(lambda: src.sent() > 12)
+    _wait(lambda: src.sent() > 12 and dbg.num_messages() >= 12)
     tb.stop()
     tb.wait()
     out["loop_wrapped"] = [m["index"] for m, _ in _collect(dbg)][:12] == list(range(5)) * 2 + [0, 1]
