@@ -149,7 +149,8 @@ def decode_chips(soft: np.ndarray) -> np.ndarray:
     soft = np.asarray(soft, dtype=np.float64)
     if soft.shape != (HEADER_CHIPS,):
         raise ValueError(f"expected {HEADER_CHIPS} soft chips, got shape {soft.shape}")
-    corr = (soft * scrambler()).reshape(WORDS, CHIPS_PER_WORD) @ hadamard32().T  # [16, 32]
+    # [16, 32] correlations with every Hadamard row (einsum: no BLAS worker threads, see sync.py)
+    corr = np.einsum("wc,mc->wm", (soft * scrambler()).reshape(WORDS, CHIPS_PER_WORD), hadamard32())
     rows = np.argmax(np.abs(corr), axis=1)
     sign = corr[np.arange(WORDS), rows] < 0
     bits = np.zeros((WORDS, WORD_BITS), dtype=np.uint8)

@@ -46,7 +46,8 @@ class FrameRejected(Exception):
 class Acquisition:
     """State after `acquire`: timing `tau` (index of preamble symbol 0 in z), preamble `metric`,
     coarse `cfo` (cycles/sample), equaliser `w`, decoded `header`, and the equalised header section
-    `y_header` complex128 [header section length] (coarse CFO removed, residual ramp not)."""
+    `y_header` complex128 [header section length] (coarse CFO removed, residual ramp not), and
+    the residual frequency `nu` (cycles/symbol) the header pilots show."""
 
     tau: int
     metric: float
@@ -54,6 +55,7 @@ class Acquisition:
     w: np.ndarray
     header: Header
     y_header: np.ndarray
+    nu: float = 0.0
 
 
 @dataclass
@@ -116,7 +118,9 @@ class FrameReceiver:
         self.doppler = float(doppler)
         self.max_rate = int(max_rate)
         self.ridge = float(ridge)
-        self.max_freq = 0.25 / self.cfg.pilot_spacing  # residual CFO searched, cycles/symbol
+        # residual CFO searched after the preamble's estimate, cycles/symbol: > 6σ of that estimate
+        # at 0 dB (σ ≈ 6e-4 cycles/symbol with the default preamble)
+        self.max_freq = 4e-3
         cfg = self.cfg
         self._pre = preamble_symbols(cfg.zc_length, cfg.preamble_reps)
         self._hdr = cfg.header_layout
@@ -154,7 +158,7 @@ class FrameReceiver:
 
     def _equalise(self, seg: np.ndarray, count: int, w: np.ndarray) -> np.ndarray:
         starts = np.arange(count) * self.cfg.sps + self.lead
-        return fse_matrix(seg, starts, self.offsets) @ w
+        return np.sum(fse_matrix(seg, starts, self.offsets) * w, axis=1)  # no BLAS: see sync.py
 
     def candidates(self, hint: int, width: int | None = None) -> np.ndarray:
         """Starts to search around a detector hit at `hint`, int64: ±width samples (default sps)
@@ -209,7 +213,7 @@ class FrameReceiver:
             raise FrameRejected("header_crc")
         if header.rate > self.max_rate:
             raise FrameRejected("rate", f"K={header.rate} > {self.max_rate}")
-        return Acquisition(tau, float(metric[i]), cfo, w, header, y_hdr)
+        return Acquisition(tau, float(metric[i]), cfo, w, header, y_hdr, nu)
 
     def finish(self, z: np.ndarray, acq: Acquisition) -> RxFrame:
         """Equalise the payload of an acquired frame; needs z through tau + frame_span(K) − 1."""
@@ -231,8 +235,12 @@ class FrameReceiver:
         block_pos = self._hdr_start + starts + (counts - 1) / 2
         pay_pos = self._pay_start + pl.pilots
         u_pay = y_pay[pl.pilots] * pl.pilot_values.conj()
+        # refine the header pilots' estimate: a few grid points around it
         nu, amp = residual_frequency(
-            np.concatenate([block_sum, u_pay]), np.concatenate([block_pos, pay_pos]), self.max_freq
+            np.concatenate([block_sum, u_pay]),
+            np.concatenate([block_pos, pay_pos]),
+            max_freq=2.0 / (pay_pos[-1] - block_pos[0]),
+            centre=acq.nu,
         )
         y_hdr = acq.y_header * np.exp(-2j * np.pi * nu * (self._hdr_start + np.arange(hl.length)))
         y_pay = y_pay * np.exp(-2j * np.pi * nu * (self._pay_start + np.arange(pl.length)))

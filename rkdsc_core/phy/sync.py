@@ -1,6 +1,10 @@
 """Synchronisation estimators on matched-filter output: preamble timing metric and coarse CFO,
 a T/2-spaced least-squares equaliser trained on known symbols, ML residual-frequency search over
 pilots, and a noise estimate from blocks of known symbols. Pure numpy functions.
+
+The per-frame path calls no BLAS/LAPACK routine: numpy's bundled OpenBLAS hands even 7×7 solves
+and small products to a worker thread that then spins between frames, taking a whole core from a
+2-core radio host. Small products are element-wise sums here and `solve_hpd` eliminates in numpy.
 """
 
 from __future__ import annotations
@@ -49,6 +53,19 @@ def fse_matrix(z: np.ndarray, starts: np.ndarray, offsets: np.ndarray) -> np.nda
     return z[starts[:, None] + offsets[None, :]].astype(np.complex128)
 
 
+def solve_hpd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """x with a·x = b for a small Hermitian positive-definite a (complex [J, J], b [J]):
+    Gauss–Jordan elimination without pivoting (stable for HPD), J numpy steps, no LAPACK."""
+    n = len(a)
+    m = np.concatenate([a, b[:, None]], axis=1).astype(np.complex128)
+    for k in range(n):
+        m[k] /= m[k, k]
+        col = m[:, k].copy()
+        col[k] = 0.0
+        m -= col[:, None] * m[k][None, :]
+    return m[:, n]
+
+
 def train_fse(rows: np.ndarray, known: np.ndarray, ridge: float = 1e-3) -> tuple[np.ndarray, float]:
     """Ridge least-squares equaliser w minimising |rows·w − known|² + λ|w|².
 
@@ -63,30 +80,34 @@ def train_fse(rows: np.ndarray, known: np.ndarray, ridge: float = 1e-3) -> tuple
         (w complex128 [J], residual variance per symbol with J degrees of freedom removed).
     """
     n, j = rows.shape
-    gram = rows.conj().T @ rows
+    gram = np.einsum("ni,nj->ij", rows.conj(), rows)
     lam = ridge * np.real(np.trace(gram)) / j
-    w = np.linalg.solve(gram + lam * np.eye(j), rows.conj().T @ known)
-    resid = rows @ w - known
+    w = solve_hpd(gram + lam * np.eye(j), np.einsum("ni,n->i", rows.conj(), known))
+    resid = np.sum(rows * w, axis=1) - known
     return w, float(np.sum(resid.real**2 + resid.imag**2) / max(n - j, 1))
 
 
 def residual_frequency(
-    values: np.ndarray, positions: np.ndarray, max_freq: float, oversample: int = 4
+    values: np.ndarray,
+    positions: np.ndarray,
+    max_freq: float,
+    oversample: int = 4,
+    centre: float = 0.0,
 ) -> tuple[float, complex]:
     """Joint ML frequency and phase of a ramp through complex `values` [P] at symbol `positions`
-    [P]: ν = argmax over [−max_freq, max_freq] of |S(ν)|², S(ν) = Σ values·e^{−j2πν·pos}, on a grid
-    refined by a parabola.
+    [P]: ν = argmax over [centre − max_freq, centre + max_freq] of |S(ν)|²,
+    S(ν) = Σ values·e^{−j2πν·pos}, on a grid (`oversample` points per 1/span) refined by a
+    parabola.
 
     Returns:
         (ν in cycles per symbol, S(ν) with phase referred to position 0).
     """
     pos = np.asarray(positions, dtype=np.float64)
-    centre = pos.mean()
-    rel = pos - centre
+    rel = pos - pos.mean()
     span = max(float(np.ptp(rel)), 1.0)
     step = 1.0 / (oversample * span)
-    grid = np.arange(-max_freq, max_freq + step / 2, step)
-    power = np.abs(np.exp(-2j * np.pi * grid[:, None] * rel[None, :]) @ values) ** 2
+    grid = centre + np.arange(-max_freq, max_freq + step / 2, step)
+    power = np.abs(np.sum(np.exp(-2j * np.pi * grid[:, None] * rel[None, :]) * values, axis=1)) ** 2
     i = int(np.argmax(power))
     nu = float(grid[i])
     if 0 < i < len(grid) - 1:

@@ -99,19 +99,26 @@ def build_waveform_loopback(
     return WaveformLoopback(tb, source, encoder, tx, chan, rx, decoder, sink)
 
 
-def run_graph(lb: WaveformLoopback, n: int, timeout_s: float) -> dict:
+def received_all(tx, rx, sco_ppm: float = 0.0) -> bool:
+    """True once `rx` has read everything `tx` sent that can reach it: the channel's resampler
+    shortens the stream by |sco_ppm|·1e-6 and holds back a few samples, and the detector
+    processes whole FFT blocks (`output_multiple`). The transmitter's idle tail is longer than
+    that, so the last frame has been handled by then."""
+    lag = rx.detector.output_multiple() + 16
+    return rx.deframer.nitems_read(0) >= tx.samples_sent() * (1 - abs(sco_ppm) * 1e-6) - lag
+
+
+def run_graph(lb: WaveformLoopback, n: int, timeout_s: float, sco_ppm: float = 0.0) -> dict:
     """Start; wait (polling, with a deadline) until all `n` bursts and the idle tail after them
     have left, the receiver has read into that tail, and every frame it decoded has a decision;
     stop. A point dict."""
     t0 = time.monotonic()
     deadline = t0 + timeout_s
-    tail = lb.tx.framer._tail_len
     lb.tb.start()
     while time.monotonic() < deadline:
         if lb.tx.frames_sent() + lb.tx.dropped() >= n:
-            read = lb.rx.deframer.nitems_read(0)
             decided = lb.decoder.decoded() + lb.decoder.dropped()
-            if read >= lb.tx.samples_sent() - tail // 4 and decided >= lb.rx.frames_received():
+            if received_all(lb.tx, lb.rx, sco_ppm) and decided >= lb.rx.frames_received():
                 break
         time.sleep(POLL_S)
     else:
@@ -184,7 +191,7 @@ def run_waveform_loopback(
             sco_ppm,
             taps,
         )
-        point = run_graph(lb, n, timeout_s or 60.0 + n / 10.0)
+        point = run_graph(lb, n, timeout_s or 60.0 + n / 10.0, sco_ppm)
         points.append({"snr_db": float(snr), **point})
         log.info(
             "waveform loopback %s %g dB K=%d: accuracy %.4f, %d/%d frames, est. SNR %.2f dB",

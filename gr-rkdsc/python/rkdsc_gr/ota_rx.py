@@ -135,7 +135,10 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         while self._pending:
             cand = self._pending[0]
             if cand.acq is None:
-                if cand.hits[0] < self._busy_until:  # inside a frame decoded meanwhile
+                # hits inside a frame decoded meanwhile are its own (sidelobes, data); a later
+                # preamble's hits may have been grouped with them
+                cand.hits = [h for h in cand.hits if h >= self._busy_until]
+                if not cand.hits:
                     self._pending.pop(0)
                     continue
                 taus = np.unique(np.concatenate([rx.candidates(h) for h in cand.hits]))
@@ -267,8 +270,9 @@ class ota_rx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
     def stats(self) -> dict:
         """Counts: `hits` (detector tags), `candidates`, `frames` passed on, rejections by reason
         (`no_preamble`, `header_crc`, `rate`, `bundle`, `short`), `missed_by_index` (gaps in the
-        frame counter), `errors`; and `snr_db_mean`, the mean estimated SNR of the frames."""
+        frame counter), `errors`, `samples_read`; and `snr_db_mean`, the mean estimated SNR."""
         out = dict(self.deframer.stats)
+        out["samples_read"] = self.deframer.nitems_read(0)
         frames = out["frames"]
         out["snr_db_mean"] = self.deframer.snr_db_sum / frames if frames else None
         return out

@@ -11,6 +11,7 @@ Shaping runs per frame in numpy (one convolution per burst), so the burst is bit
 from __future__ import annotations
 
 import logging
+import time
 
 import numpy as np
 import pmt
@@ -60,14 +61,31 @@ def frame_config(
     )
 
 
+def default_tail(cfg: FrameConfig) -> int:
+    """Zeros after the last burst that `ota_rx` needs to finish it: its detector delays the
+    stream by the template length h and processes FFT blocks of up to ~3h samples, and the
+    receiver looks a few symbols past the burst's last one; 4h + 256 covers all of it."""
+    template = (2 * cfg.zc_length - 1) * cfg.sps + 1  # preamble.detection_template
+    return 4 * template + 256
+
+
 class ota_framer(gr.basic_block):  # noqa: N801 - GNU Radio block naming
     """Symbol PDU → burst PDU (c32vector of samples, |x| <= 1) and a `frames` record per burst.
 
     The header takes the image index from metadata `index`, the label from `label` (when 0..254),
     the frame index from a counter and K from the PDU length. When the input queue is empty after
-    a burst, `tail` zeros follow it. `sample_start` counts samples in the
-    order bursts leave, i.e. the output-stream offset as long as nothing downstream drops bursts.
+    a burst, `tail` zeros follow it. `sample_start` counts samples in the order bursts leave, i.e.
+    the output-stream offset as long as nothing downstream drops bursts.
+
+    Back-pressure: with `stream` (the pdu_to_stream block fed) set, a burst waits while more than
+    `max_backlog` samples are queued there. Message ports have none of their own, and
+    pdu_to_stream_c merges queued bursts into one vector that it erases from the front chunk by
+    chunk, which grows quadratically with the backlog. A stream that stops moving for
+    `STALL_S` (a stopped graph) ends the waiting.
     """
+
+    STALL_S = 0.2
+    POLL_S = 0.0005
 
     def __init__(
         self,
@@ -76,8 +94,13 @@ class ota_framer(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         max_rate: int = 4095,
         if_offset: float = 0.0,
         tail: int = 1024,
+        stream=None,
+        max_backlog: int = 1 << 16,
     ) -> None:
         gr.basic_block.__init__(self, name="rkdsc_ota_framer", in_sig=None, out_sig=None)
+        self._stream = stream
+        self._max_backlog = int(max_backlog)
+        self._stalled = False
         self.cfg = cfg
         self._mod = FrameModulator(cfg)
         self._bundle_id = int(bundle_id) & 0xFFFF
@@ -100,8 +123,28 @@ class ota_framer(gr.basic_block):  # noqa: N801 - GNU Radio block naming
             log.info("ota_tx: %d samples clipped in %d bursts", self.clipped, self.sent)
         return True
 
+    def _wait_for_room(self) -> None:
+        """Poll (bounded by STALL_S without progress) until the stream's backlog is small."""
+        if self._stream is None or self._max_backlog <= 0:
+            return
+        last = self._stream.nitems_written(0)
+        if self._stalled and last == self._stall_mark:
+            return
+        self._stalled = False
+        moved = time.monotonic()
+        while self.samples - last > self._max_backlog:
+            time.sleep(self.POLL_S)
+            now = self._stream.nitems_written(0)
+            if now != last:
+                last, moved = now, time.monotonic()
+            elif time.monotonic() - moved > self.STALL_S:
+                self._stalled, self._stall_mark = True, now
+                log.debug("ota_tx: the stream stopped moving; not waiting for it")
+                return
+
     @guarded
     def _handle(self, msg: pmt.pmt_t) -> None:
+        self._wait_for_room()
         meta, vec = split_pdu(msg)
         sym = c32_array(vec, "symbol PDU", self._max_rate)
         index = meta_int(meta, INDEX)
@@ -155,8 +198,8 @@ class ota_tx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         if_offset: carrier offset of the bursts from the tuned frequency, cycles/sample (|f| <
             0.5 − (1 + rolloff)/(2·sps)); a non-zero offset keeps the signal off the radios' DC.
         tail: zero samples sent whenever the input runs dry (after the last burst of a batch), so
-            that a receiver's detector history and look-ahead see the last frame of a finite
-            stream (1024 covers `ota_rx` at the defaults); 0 for none.
+            that a receiver's detector history, chunking and look-ahead see the last frame of a
+            finite stream; −1 (default) sizes it for `ota_rx` (`default_tail`), 0 for none.
         max_queue: bursts `pdu_to_stream_c` may hold (message ports have no back-pressure: a
             burst arriving at a full queue is dropped with a warning from that block).
 
@@ -176,7 +219,7 @@ class ota_tx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         guard: int = 64,
         bundle_id: int = 0,
         if_offset: float = 0.0,
-        tail: int = 1024,
+        tail: int = -1,
         max_queue: int = 4096,
     ) -> None:
         gr.hier_block2.__init__(
@@ -191,8 +234,11 @@ class ota_tx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         edge = abs(if_offset) + (1 + self.cfg.rolloff) / (2 * self.cfg.sps)
         if edge >= 0.5:
             raise ValueError(f"if_offset {if_offset} puts the signal band past ±0.5 cycles/sample")
-        self.framer = ota_framer(self.cfg, bundle_id, if_offset=if_offset, tail=tail)
+        tail = default_tail(self.cfg) if tail < 0 else int(tail)
         self.to_stream = pdu.pdu_to_stream_c(pdu.EARLY_BURST_APPEND, int(max_queue))
+        self.framer = ota_framer(
+            self.cfg, bundle_id, if_offset=if_offset, tail=tail, stream=self.to_stream
+        )
         self.msg_connect(self, "in", self.framer, "in")
         self.msg_connect(self.framer, "out", self.to_stream, "pdus")
         self.msg_connect(self.framer, "frames", self, "frames")
