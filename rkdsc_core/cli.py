@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from rkdsc_core.errors import RkdscError
 
@@ -92,6 +93,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from rkdsc_core.eval.bench import model_bench
+    from rkdsc_core.provenance import provenance
+    from rkdsc_core.runtime import load_bundle
+
+    bundle = load_bundle(args.bundle)
+    rep = {"bundle": str(bundle.path), "model": model_bench(bundle)}
+    if not args.no_gnuradio:
+        try:
+            from rkdsc_gr.bench import gr_bench  # GNU Radio is imported here only
+        except ImportError as exc:
+            raise RkdscError(
+                f"GNU Radio benchmark needs GNU Radio ({exc}); add --no-gnuradio"
+            ) from None
+        rep["gnuradio"] = gr_bench(args.bundle, args.n)
+    rep["provenance"] = provenance(config={"n": args.n}, seed=None)
+    m = rep["model"]
+    print(f"params: {m['params']}")
+    print(f"FLOPs/image: {m['flops_per_image']}")
+    for row in m["batches"]:
+        print(
+            f"batch {row['batch']:>4}: encoder {row['encoder_images_per_s']:9.0f} img/s, "
+            f"decoder {row['decoder_images_per_s']:9.0f} img/s, student/teacher speed "
+            f"x{row['student_speedup_vs_teacher']:.1f}"
+        )
+    for key, val in rep.get("gnuradio", {}).items():
+        print(f"{key}: {val:.1f}" if isinstance(val, float) else f"{key}: {val}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rep, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v]
 
@@ -154,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="write the report here")
     p.add_argument("--plot", default=None, help="write accuracy-vs-SNR PNG here")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bench", help="sizes, FLOPs, latency/throughput, GNU Radio throughput")
+    p.add_argument("--bundle", default="default")
+    p.add_argument("--n", type=int, default=2000, help="images for the GNU Radio loopbacks")
+    p.add_argument("--no-gnuradio", action="store_true", help="model figures only")
+    p.add_argument("--json", default=None)
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="the main job: images -> GNU Radio waveform -> decisions")
     p.add_argument("--bundle", default="default")

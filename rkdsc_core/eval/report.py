@@ -38,7 +38,8 @@ def model_flops(bundle: Bundle) -> dict:
         "student_flops": flops_per_image(bundle.student, x),
         "cat_encoder_flops": flops_per_image(lambda f: cat.encode(f, k, 0.0), feat),
         "cat_decoder_flops": flops_per_image(
-            lambda y: cat.decode(y, torch.zeros(1, k), mask), torch.zeros(1, k, torch.complex64)
+            lambda y: cat.decode(y, torch.zeros(1, k), mask),
+            torch.zeros(1, k, dtype=torch.complex64),
         ),
         "head_flops": flops_per_image(bundle.head, feat),
     }
