@@ -73,10 +73,15 @@ def radio_sink(mode: str, radio: RadioConfig):
             return sink
         from gnuradio import soapy
 
-        sink = soapy.sink(radio.device or "driver=hackrf", "fc32", 1, "", "", [""], [""])
+        device = radio.device or "driver=hackrf"
+        sink = soapy.sink(device, "fc32", 1, "", "", [""], [""])
         sink.set_sample_rate(0, radio.samp_rate)
         sink.set_frequency(0, tune)
-        sink.set_gain(0, radio.gain)
+        if "hackrf" in device:  # as GRC's HackRF sink: VGA only, the +14 dB amplifier off
+            sink.set_gain(0, "AMP", 0.0)
+            sink.set_gain(0, "VGA", min(max(radio.gain, 0.0), 47.0))
+        else:
+            sink.set_gain(0, radio.gain)
         return sink
     except RuntimeError as exc:
         raise RkdscError(f"no {mode} transmitter answered ({exc})") from None
@@ -96,10 +101,17 @@ def radio_source(mode: str, radio: RadioConfig):
             return src
         from gnuradio import soapy
 
-        src = soapy.source(radio.device or "driver=hackrf", "fc32", 1, "", "", [""], [""])
+        device = radio.device or "driver=hackrf"
+        src = soapy.source(device, "fc32", 1, "", "", [""], [""])
         src.set_sample_rate(0, radio.samp_rate)
         src.set_frequency(0, tune)
-        src.set_gain(0, radio.gain)
+        if "hackrf" in device:  # amplifier off; LNA (0-40 dB, 8 dB steps) first, then VGA
+            lna = min(max(radio.gain, 0.0), 40.0) // 8 * 8
+            src.set_gain(0, "AMP", 0.0)
+            src.set_gain(0, "LNA", lna)
+            src.set_gain(0, "VGA", min(max(radio.gain - lna, 0.0), 62.0) // 2 * 2)
+        else:
+            src.set_gain(0, radio.gain)
         return src
     except RuntimeError as exc:
         raise RkdscError(f"no {mode} receiver answered ({exc})") from None
