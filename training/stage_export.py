@@ -11,7 +11,7 @@ from rkdsc_core.bundle import count_params, default_bundle_path, save_bundle
 from rkdsc_core.config import to_dict
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.transforms import Normalisation
-from rkdsc_core.eval.harness import clean_accuracy, rate_sweep
+from rkdsc_core.eval.harness import accuracy_through_channel, clean_accuracy, encode_all
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import Bundle
 from rkdsc_train.artifacts import load_stage1_student, load_stage2, load_teacher
@@ -67,16 +67,17 @@ def run(ctx: StageContext) -> dict:
     metrics = {"n_test": len(test), **clean_accuracy(bundle, test)}
     table_data = test.take(ex.rate_table_n)
     table = {}
+    symbols = {k: encode_all(bundle, table_data.images, k) for k in cat.cfg.rates}
     for ch in ex.rate_table_channels:
-        per_snr = [
-            rate_sweep(bundle, table_data, ch, snr, cat.cfg.rates, cfg.seed)
-            for snr in ex.rate_table_snrs
-        ]
         table[ch] = {
             "snr_db": [float(s) for s in ex.rate_table_snrs],
             "rates": list(cat.cfg.rates),
             "accuracy": [
-                [row[j]["accuracy"] for row in per_snr] for j in range(len(cat.cfg.rates))
+                [
+                    accuracy_through_channel(bundle, symbols[k], table_data.labels, ch, s, cfg.seed)
+                    for s in ex.rate_table_snrs
+                ]
+                for k in cat.cfg.rates
             ],
             "clean_accuracy": metrics["clean_accuracy"],
             "n": len(table_data),
