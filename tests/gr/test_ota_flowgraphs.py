@@ -197,3 +197,28 @@ def test_waveform_accuracy_matches_symbol_loopback():
     sym = run_loopback("default", "awgn", [10.0], 16, n=1000, phy="symbol")["points"][0]
     assert wave["frames_detected"] >= 0.99 * wave["frames_sent"] == 990
     assert abs(wave["accuracy"] - sym["accuracy"]) <= 0.02, (wave, sym)
+
+
+def test_radio_mode_without_a_radio_fails_in_one_line(tiny_bundle):
+    try:
+        from gnuradio import uhd
+
+        uhd.usrp_source("", uhd.stream_args(cpu_format="fc32", channels=[0]))
+        pytest.skip("a USRP answers here")
+    except RuntimeError:
+        pass
+    cmd = [
+        sys.executable,
+        "-m",
+        "rkdsc_core.cli",
+        "rx",
+        "--mode",
+        "uhd",
+        "--bundle",
+        tiny_bundle,
+        "--duration",
+        "1",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=_env())
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("rkdsc: error: no uhd receiver answered")

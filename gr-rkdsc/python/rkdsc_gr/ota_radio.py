@@ -58,6 +58,10 @@ class _Graph:
     blocks: dict = field(default_factory=dict)
 
 
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())  # UHD's messages span lines; the CLI prints one
+
+
 def radio_sink(mode: str, radio: RadioConfig):
     """A USRP or Soapy sink tuned `if_offset·samp_rate` below the carrier (bursts keep tx_sob /
     tx_eob); RkdscError when no device answers."""
@@ -84,7 +88,7 @@ def radio_sink(mode: str, radio: RadioConfig):
             sink.set_gain(0, radio.gain)
         return sink
     except RuntimeError as exc:
-        raise RkdscError(f"no {mode} transmitter answered ({exc})") from None
+        raise RkdscError(f"no {mode} transmitter answered ({_one_line(exc)})") from None
 
 
 def radio_source(mode: str, radio: RadioConfig):
@@ -114,7 +118,7 @@ def radio_source(mode: str, radio: RadioConfig):
             src.set_gain(0, radio.gain)
         return src
     except RuntimeError as exc:
-        raise RkdscError(f"no {mode} receiver answered ({exc})") from None
+        raise RkdscError(f"no {mode} receiver answered ({_one_line(exc)})") from None
 
 
 def _check_mode(mode: str) -> None:
