@@ -16,6 +16,8 @@ from rkdsc_core.runtime import Bundle, load_bundle
 
 log = logging.getLogger(__name__)
 
+BASELINE_TRAIN_IMAGES = 5000  # training images that fit the baselines' PCA / quantisers
+
 
 def flops_per_image(module, *inputs) -> int:
     """Forward FLOPs for one sample, counted by torch's FlopCounterMode."""
@@ -67,8 +69,7 @@ def run_eval(args) -> dict:
         rep.update(clean)
         if args.clean:
             rep.update(model_flops(bundle))
-    if args.baselines:
-        raise RkdscError("baselines are not available in this version (see the baselines issue)")
+    baselines = run_baseline_set(bundle, data, args, channels, rates, rep) if args.baselines else {}
     curves = []
     for ch in channels:
         for k in rates:
@@ -82,7 +83,7 @@ def run_eval(args) -> dict:
     if curves:
         rep["points"] = curves[0]["points"]
         rep["curves"] = curves
-        rep["baselines"] = {}
+        rep["baselines"] = baselines
     if args.rate_snr is not None:
         rep["rate_curves"] = [
             {
@@ -104,6 +105,43 @@ def run_eval(args) -> dict:
     return rep
 
 
+def run_baseline_set(bundle: Bundle, data, args, channels, rates, rep: dict) -> dict:
+    """Baselines of issue 11 on the first channel and rate; fills rep["baseline_info"] and
+    returns {name: [{"snr_db", "accuracy"}]}. The gr-fec codes come from rkdsc_gr (lazy import)."""
+    from rkdsc_core.eval import baselines as bl
+
+    names = bl.ALL if args.baselines == "all" else tuple(args.baselines.split(","))
+    for name in names:
+        if name in bl.LEARNED:
+            raise RkdscError(f"baseline '{name}' is not built yet (learned baselines: issue 11)")
+        if name not in bl.ALL:
+            raise RkdscError(f"unknown baseline '{name}' (choose from {', '.join(bl.ALL)}, all)")
+    code_factory = None
+    if any(n in bl.DIGITAL for n in names):
+        try:
+            from rkdsc_gr.digital_baselines import make_code as code_factory
+        except ImportError as e:
+            raise RkdscError(f"digital baselines need GNU Radio's gnuradio.fec ({e})") from e
+    if not channels:
+        raise RkdscError("--baselines needs a --channel")
+    train = load_dataset(rep["dataset"], "train", args.data_root, limit=BASELINE_TRAIN_IMAGES)
+    curves, info = bl.run_baselines(
+        bundle,
+        data,
+        train,
+        channels[0],
+        args.snr,
+        rates[0],
+        list(names),
+        code_factory,
+        args.seed,
+        accuracy_at_tx=rep.get("clean_accuracy"),
+    )
+    info["_scope"] = {"channel": channels[0], "rate": rates[0], "train_images": len(train)}
+    rep["baseline_info"] = info
+    return curves
+
+
 def plot_curves(rep: dict, path: str) -> Path:
     """Accuracy vs SNR, one line per (channel, rate), clean accuracy as a dashed line."""
     import matplotlib
@@ -120,15 +158,26 @@ def plot_curves(rep: dict, path: str) -> Path:
             ms=3,
             label=f"RKD-SC {c['channel']} K={c['rate']}",
         )
+    info = rep.get("baseline_info", {})
     for name, pts in rep.get("baselines", {}).items():
-        ax.plot([p["snr_db"] for p in pts], [p["accuracy"] for p in pts], ls=":", label=name)
+        uses = info.get(name, {}).get("channel_uses")
+        label = f"{name} ({uses:.0f} ch. uses)" if uses is not None else name
+        style = {"ls": "--", "c": "k", "lw": 0.8} if name == "capacity-bound" else {"ls": ":"}
+        ax.plot(
+            [p["snr_db"] for p in pts],
+            [p["accuracy"] for p in pts],
+            marker=None if name == "capacity-bound" else "x",
+            ms=3,
+            label=label,
+            **style,
+        )
     if "clean_accuracy" in rep:
         ax.axhline(rep["clean_accuracy"], ls="--", c="grey", lw=1, label="student, no channel")
     if "teacher_accuracy" in rep:
         ax.axhline(rep["teacher_accuracy"], ls="-.", c="k", lw=1, label="teacher, no channel")
     ax.set_xlabel("SNR (Es/N0, dB)")
     ax.set_ylabel("top-1 accuracy")
-    ax.set_title(f"{rep['dataset']} {rep['split']}, n={rep['n']}")
+    ax.set_title(f"{rep['dataset']} {rep['split']}, n={rep['n']}, {rep.get('channel')}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
