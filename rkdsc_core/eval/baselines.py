@@ -37,9 +37,10 @@ from rkdsc_core.runtime import Bundle
 log = logging.getLogger(__name__)
 
 DIGITAL = ("label-digital", "feature-digital", "feature-digital-16qam", "image-digital")
-ANALOG = ("no-cat",)
-LEARNED = ("deepjscc-cnn", "single-stage", "teacher-over-channel")  # not built yet (issue 11)
+ANALOG = ("no-cat", "deepjscc-cnn")
+LEARNED = ("single-stage", "teacher-over-channel")  # not built yet (issue 11)
 ALL = ANALOG + DIGITAL + ("capacity-bound",)
+DEEPJSCC_STEPS = 300  # Adam steps of the DeepJSCC-CNN baseline (short, CPU budget)
 
 
 class BlockCode(Protocol):
@@ -577,6 +578,12 @@ def run_baselines(
         log.info("baseline %s on %s K=%d", name, channel, rate)
         if name == "no-cat":
             pts, inf = no_cat(bundle, data, train, channel, snrs, rate, seed)
+        elif name == "deepjscc-cnn":
+            from rkdsc_core.eval.learned_baselines import deepjscc_cnn
+
+            pts, inf = deepjscc_cnn(
+                bundle, data, train, channel, snrs, rate, steps=DEEPJSCC_STEPS, seed=seed
+            )
         elif name == "label-digital":
             pts, inf = label_digital(bundle, data, channel, snrs, rate, code_factory, seed)
         elif name == "feature-digital":

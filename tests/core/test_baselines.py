@@ -95,5 +95,20 @@ def test_no_cat_and_capacity_on_tiny_bundle(tmp_path) -> None:
         assert [p["snr_db"] for p in pts] == [-5.0, 40.0]
         assert all(0.0 <= p["accuracy"] <= 1.0 for p in pts)
     with pytest.raises(NotImplementedError):
-        bl.run_baselines(b, data, train, "awgn", [0], 16, ["deepjscc-cnn"], None)
+        bl.run_baselines(b, data, train, "awgn", [0], 16, ["single-stage"], None)
     torch.manual_seed(0)
+
+
+def test_deepjscc_cnn_trains_and_sweeps(tmp_path) -> None:
+    from rkdsc_core.data.datasets import ImageArrays
+    from rkdsc_core.eval.learned_baselines import deepjscc_cnn
+    from rkdsc_core.runtime import load_bundle
+    from rkdsc_core.testing import make_tiny_bundle
+
+    b = load_bundle(make_tiny_bundle(tmp_path / "tiny"))
+    rng = np.random.default_rng(5)
+    imgs = rng.integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
+    data = ImageArrays("t", "test", imgs, rng.integers(0, 10, 64), b.classes)
+    pts, info = deepjscc_cnn(b, data, data, "rayleigh", [0.0, 10.0], 8, steps=3, batch_size=16)
+    assert [p["snr_db"] for p in pts] == [0.0, 10.0]
+    assert info["train_steps"] == 3 and info["channel_uses"] == 8 and info["params"] > 0
