@@ -94,8 +94,8 @@ def test_no_cat_and_capacity_on_tiny_bundle(tmp_path) -> None:
     for pts in curves.values():
         assert [p["snr_db"] for p in pts] == [-5.0, 40.0]
         assert all(0.0 <= p["accuracy"] <= 1.0 for p in pts)
-    with pytest.raises(NotImplementedError):
-        bl.run_baselines(b, data, train, "awgn", [0], 16, ["single-stage"], None)
+    with pytest.raises(ValueError):
+        bl.run_baselines(b, data, train, "awgn", [0], 16, ["no-such-baseline"], None)
     torch.manual_seed(0)
 
 
@@ -112,3 +112,27 @@ def test_deepjscc_cnn_trains_and_sweeps(tmp_path) -> None:
     pts, info = deepjscc_cnn(b, data, data, "rayleigh", [0.0, 10.0], 8, steps=3, batch_size=16)
     assert [p["snr_db"] for p in pts] == [0.0, 10.0]
     assert info["train_steps"] == 3 and info["channel_uses"] == 8 and info["params"] > 0
+
+
+def test_single_stage_and_teacher_over_channel_run(tmp_path) -> None:
+    from rkdsc_core.data.datasets import ImageArrays
+    from rkdsc_core.eval.learned_baselines import single_stage, teacher_over_channel
+    from rkdsc_core.runtime import load_bundle
+    from rkdsc_core.testing import make_tiny_bundle
+
+    class FakeTeacher(torch.nn.Module):  # the tiny bundle has no teacher: a linear embedder
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(28 * 28, 24)
+
+        def embed(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(x.flatten(1))
+
+    b = load_bundle(make_tiny_bundle(tmp_path / "tiny"))
+    b._teacher = FakeTeacher()
+    rng = np.random.default_rng(6)
+    imgs = rng.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)
+    data = ImageArrays("t", "test", imgs, rng.integers(0, 10, 32), b.classes)
+    for fn in (single_stage, teacher_over_channel):
+        pts, info = fn(b, data, data, "awgn", [10.0], 4, steps=2, batch_size=8)
+        assert 0.0 <= pts[0]["accuracy"] <= 1.0 and info["train_steps"] == 2
