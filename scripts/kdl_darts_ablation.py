@@ -36,8 +36,8 @@ from rkdsc_train.stage_stage1 import teacher_reference, train_student, with_view
 log = logging.getLogger("kdl_darts_ablation")
 
 # Shared by every variant: a cheaper search and stage 1 than the shipped default (see README).
-PROTOCOL = ["search.train_limit=10000", "search.epochs=4", "stage1.epochs=8"]
-LAMBDAS = (0.0, 0.5, 2.0)
+PROTOCOL = ["search.train_limit=8000", "search.epochs=3", "stage1.epochs=4"]
+LAMBDAS = (0.0, 0.1, 0.3, 1.0)
 
 
 def variants(lambdas: list[float]) -> dict[str, dict]:

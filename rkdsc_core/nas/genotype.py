@@ -160,21 +160,31 @@ def plot_genotype(genotype: Genotype, path: str | Path) -> Path:
 
 def _draw_cell(ax: Any, cell: tuple[Node, ...], title: str) -> None:
     n = len(cell)
-    pos = {0: (0.0, 1.0), 1: (0.0, -1.0)}
+    pos = {0: (-0.8, 1.5), 1: (-0.8, -1.5)}
     for j in range(n):
-        pos[2 + j] = (1.0 + j, 0.9 * (-1) ** j)
+        pos[2 + j] = (1.0 + j, 0.7 * (-1) ** j)
     pos["out"] = (n + 1.0, 0.0)
     labels = {0: "c_{k-2}", 1: "c_{k-1}", **{2 + j: str(j) for j in range(n)}, "out": "c_{k}"}
     for j, node in enumerate(cell):
-        for op, i in node:
+        for k, (op, i) in enumerate(node):
             (x0, y0), (x1, y1) = pos[i], pos[2 + j]
-            ax.annotate("", (x1, y1), (x0, y0), arrowprops=dict(arrowstyle="->", color="0.3"))
+            rad = 0.25 if k % 2 else -0.25  # bend the two inputs of a node apart
+            ax.annotate(
+                "",
+                (x1, y1),
+                (x0, y0),
+                arrowprops=dict(arrowstyle="->", color="0.3", connectionstyle=f"arc3,rad={rad}"),
+            )
+            # label at 60% of the way along the bent edge, offset like the bend
+            t, dx, dy = 0.5, x1 - x0, y1 - y0
+            lx, ly = x0 + t * dx + 0.5 * rad * dy, y0 + t * dy - 0.5 * rad * dx
             ax.text(
-                (x0 + x1) / 2,
-                (y0 + y1) / 2,
+                lx,
+                ly,
                 op,
                 fontsize=7,
                 ha="center",
+                va="center",
                 bbox=dict(fc="white", ec="none", alpha=0.8),
             )
         ax.annotate("", pos["out"], pos[2 + j], arrowprops=dict(arrowstyle="->", color="0.75"))
@@ -189,7 +199,7 @@ def _draw_cell(ax: Any, cell: tuple[Node, ...], title: str) -> None:
             fontsize=9,
             bbox=dict(boxstyle="round", fc=color),
         )
-    ax.set_xlim(-0.6, n + 1.6)
-    ax.set_ylim(-1.6, 1.6)
+    ax.set_xlim(-1.4, n + 1.6)
+    ax.set_ylim(-2.0, 2.0)
     ax.set_title(title)
     ax.axis("off")
