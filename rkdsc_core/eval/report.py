@@ -202,6 +202,12 @@ def print_report(rep: dict) -> None:
             f"{c['channel']} K={c['rate']}: "
             + "  ".join(f"{p['snr_db']:g}dB {p['accuracy']:.3f}" for p in c["points"])
         )
+    for name, pts in rep.get("baselines", {}).items():
+        uses = rep.get("baseline_info", {}).get(name, {}).get("channel_uses")
+        print(
+            f"{name}{f' ({uses:.0f} uses)' if uses is not None else ''}: "
+            + "  ".join(f"{p['snr_db']:g}dB {p['accuracy']:.3f}" for p in pts)
+        )
     for c in rep.get("rate_curves", []):
         print(
             f"{c['channel']} at {c['snr_db']:g} dB: "

@@ -82,3 +82,35 @@ def test_image_digital_decodes_at_high_snr(tmp_path) -> None:
     pts, info = bl.image_digital(b, data, "awgn", [30.0], make_code, max_images=12)
     assert pts[0]["accuracy"] == pytest.approx(info["decoded_clean_accuracy"])
     assert info["channel_uses"] > 16
+
+
+def test_report_baseline_set_and_plot(tmp_path) -> None:
+    """`rkdsc eval --baselines …` path: report.run_baseline_set fills the curves and the info."""
+    import argparse
+
+    from rkdsc_core.data.datasets import fmnist_source_dir, load_dataset
+    from rkdsc_core.errors import RkdscError
+    from rkdsc_core.eval.report import plot_curves, run_baseline_set
+    from rkdsc_core.runtime import load_bundle
+    from rkdsc_core.testing import make_tiny_bundle
+
+    try:
+        fmnist_source_dir()
+    except RkdscError:
+        pytest.skip("Fashion-MNIST not installed")
+    b = load_bundle(make_tiny_bundle(tmp_path / "tiny"))
+    ds = b.manifest["dataset"]["name"]
+    data = load_dataset(ds, "test", None, limit=40)
+    args = argparse.Namespace(
+        baselines="no-cat,label-digital,capacity-bound", snr=[-10.0, 30.0], seed=0, data_root=None
+    )
+    rep = {"dataset": ds, "split": "test", "n": 40, "channel": "awgn", "clean_accuracy": 0.5}
+    curves = run_baseline_set(b, data, args, ["awgn"], [16], rep)
+    assert set(curves) == {"no-cat", "label-digital", "capacity-bound"}
+    assert rep["baseline_info"]["capacity-bound"]["snr_db_threshold"] == pytest.approx(-8.1, 0.01)
+    rep.update(curves=[{"channel": "awgn", "rate": 16, "points": curves["no-cat"]}])
+    rep["baselines"] = curves
+    assert plot_curves(rep, str(tmp_path / "p.png")).stat().st_size > 0
+    args.baselines = "nope"
+    with pytest.raises(RkdscError):
+        run_baseline_set(b, data, args, ["awgn"], [16], rep)
