@@ -10,9 +10,10 @@ Measured on this 2-core machine (2000 frames): polar SC N=32 decode ~7 ms, LDPC 
 at high SNR (early stop) and ~0.8 s at 50 iterations on noise. gr-fec decoders take soft values
 with positive meaning bit 1, i.e. −LLR (checked: the other sign fails the round trip).
 
-Codes: polar (SC decoder, frozen bits from GNU Radio's BEC construction at erasure probability 0.5:
-its AWGN Tal-Vardy construction raises in 3.10.5) for short payloads that must fit K symbols, and
-LDPC with the alist matrices Debian ships in /usr/share/gnuradio/fec/ldpc/ for long ones (JPEG).
+Codes: polar (SC-list decoder, frozen bits from GNU Radio's BEC construction at erasure
+probability 0.5: its AWGN Tal-Vardy construction raises in 3.10.5) for short payloads that must
+fit K symbols, and LDPC with the alist matrices Debian ships in /usr/share/gnuradio/fec/ldpc/ for
+long ones (JPEG).
 """
 
 from __future__ import annotations
@@ -71,9 +72,11 @@ class _GrCode:
 
 
 class PolarCode(_GrCode):
-    """Polar code of block length `n` (power of two) with `k` info bits; SC decoder."""
+    """Polar code of block length `n` (power of two) with `k` info bits; successive-cancellation
+    list decoder (`list_size` 1 = plain SC). Measured, 2000 frames, QPSK, AWGN: SCL-8 gains about
+    0.2 dB of frame success over SC at the same speed for (32,4), (32,16), (64,32)."""
 
-    def __init__(self, n: int, k: int, design_erasure: float = 0.5) -> None:
+    def __init__(self, n: int, k: int, design_erasure: float = 0.5, list_size: int = 8) -> None:
         from gnuradio import fec
         from gnuradio.fec import polar
 
@@ -85,9 +88,13 @@ class PolarCode(_GrCode):
             )
         pos, vals = list(fi["positions"]), list(fi["values"])
         self.n, self.k = n, k
-        self.name = f"polar({n},{k}) SC"
         self._enc = fec.polar_encoder.make(n, k, pos, vals, False)
-        self._dec = fec.polar_decoder_sc.make(n, k, pos, vals)
+        if list_size > 1:
+            self.name = f"polar({n},{k}) SCL-{list_size}"
+            self._dec = fec.polar_decoder_sc_list.make(list_size, n, k, pos, vals)
+        else:
+            self.name = f"polar({n},{k}) SC"
+            self._dec = fec.polar_decoder_sc.make(n, k, pos, vals)
 
 
 class LdpcCode(_GrCode):
