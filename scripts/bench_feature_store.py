@@ -31,9 +31,11 @@ from tqdm import tqdm  # noqa: E402
 
 from rkdsc_core.config import Config, load_config, to_dict  # noqa: E402
 from rkdsc_core.data.datasets import ImageArrays, load_dataset  # noqa: E402
-from rkdsc_core.data.feature_store import FeatureStore  # noqa: E402
-from rkdsc_core.data.transforms import Normalisation, to_tensor  # noqa: E402
-from rkdsc_core.distill.losses import KDWeights, kd_objective  # noqa: E402
+from rkdsc_core.data.feature_store import FeatureStore, StoreEntry, apply_view  # noqa: E402
+from rkdsc_core.data.transforms import Normalisation  # noqa: E402
+from rkdsc_core.distill.batches import Batch, KDData, StoredViews  # noqa: E402
+from rkdsc_core.distill.distiller import Distiller  # noqa: E402
+from rkdsc_core.distill.losses import KDWeights  # noqa: E402
 from rkdsc_core.models.teacher import Teacher, create_teacher  # noqa: E402
 from rkdsc_core.nas.genotype import Genotype  # noqa: E402
 from rkdsc_core.nas.student import build_student  # noqa: E402
@@ -67,70 +69,95 @@ def student_factory(cfg: Config, in_channels: int, num_classes: int, dim: int):
 def kd_epoch_pair(
     cfg: Config,
     teacher: Teacher,
-    targets,
+    entry: StoreEntry,
     data: ImageArrays,
     norm: Normalisation,
     make_student,
     batch_size: int,
     seed: int,
+    augment: bool,
     label: str,
 ) -> dict:
-    """Time one KD epoch over `data` with stored `targets` and one recomputing `teacher`."""
+    """Time one stage-1 KD epoch over `data` with stored targets and one recomputing `teacher`.
+
+    With `augment`, every sample goes through a stored view drawn uniformly (as stage 1 does);
+    the recomputing path applies the same view and runs the teacher on it."""
     s1 = cfg.stage1
     weights = KDWeights(s1.feature_weight, s1.kl_weight, s1.ce_weight, s1.temperature)
     torch.manual_seed(seed)
-    students = {"store": make_student(), "recompute": None}
-    students["recompute"] = copy.deepcopy(students["store"])
-    opts = {
-        k: torch.optim.AdamW(s.parameters(), lr=s1.lr, weight_decay=s1.weight_decay)
-        for k, s in students.items()
+    first = make_student()
+    distillers = {
+        "store": Distiller(first, weights),
+        "recompute": Distiller(copy.deepcopy(first), weights),
     }
-    order = np.random.default_rng(seed).permutation(len(data))
+    opts = {
+        k: torch.optim.AdamW(d.parameters(), lr=s1.lr, weight_decay=s1.weight_decay)
+        for k, d in distillers.items()
+    }
+    views = StoredViews(entry.embeddings, entry.logits, entry.views, entry.pad)
+    stored = KDData(data, entry.targets(0), norm, views)
+    plain = KDData(data, None, norm)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(data))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    picks = [rng.integers(0, entry.num_views, len(b)) if augment else None for b in batches]
     seconds = {"store": 0.0, "recompute": 0.0}
     max_diff = 0.0
     teacher.eval()
 
-    def step(kind: str, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        x = to_tensor(data.images[idx], norm)
-        y = torch.as_tensor(data.labels[idx])
+    def step(kind: str, idx: np.ndarray, view: np.ndarray | None) -> Batch:
         if kind == "store":
-            z_t = torch.from_numpy(np.asarray(targets.embeddings[idx], np.float32))
-            l_t = torch.from_numpy(np.asarray(targets.logits[idx], np.float32))
+            batch = stored.batch(idx, view)
         else:
+            b = plain.batch(idx)
+            x = b.x if view is None else apply_view(b.x, entry.views[view, idx], entry.pad)
             with torch.no_grad():
                 z_t, l_t = teacher(x)
-        feature, logits = students[kind](x)
-        loss = kd_objective(feature, logits, y, z_t, l_t, weights)["loss"]
+            batch = Batch(x, b.y, z_t, l_t)
+        loss = distillers[kind].forward_train(batch)["loss"]
         opts[kind].zero_grad(set_to_none=True)
         loss.backward()
         opts[kind].step()
-        return z_t, l_t
+        return batch
 
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    for i, idx in enumerate(tqdm(batches, desc=f"KD epoch pair ({label})")):
+    for i, (idx, view) in enumerate(tqdm(list(zip(batches, picks)), desc=f"KD epochs ({label})")):
         got = {}
         for kind in ("store", "recompute") if i % 2 == 0 else ("recompute", "store"):
             t0 = time.perf_counter()
-            got[kind] = step(kind, idx)
+            got[kind] = step(kind, idx, view)
             seconds[kind] += time.perf_counter() - t0
-        if i == 0:  # both paths must see the same targets
+        if i == 0:  # both paths must see the same images and targets
+            a, b = got["store"], got["recompute"]
             max_diff = max(
-                float((a - b).abs().max()) for a, b in zip(got["store"], got["recompute"])
+                float((a.x - b.x).abs().max()),
+                float((a.t_feature - b.t_feature).abs().max()),
+                float((a.t_logits - b.t_logits).abs().max()),
             )
     return {
         "n": len(data),
         "batches": len(batches),
         "batch_size": batch_size,
+        "augment": augment,
         "store_epoch_seconds": seconds["store"],
         "recompute_epoch_seconds": seconds["recompute"],
         "speedup": seconds["recompute"] / seconds["store"],
-        "first_batch_max_abs_target_diff": max_diff,
+        "first_batch_max_abs_diff": max_diff,
     }
 
 
-def bench_teacher(cfg, teacher, data, norm, store_root, make_student, args, label) -> dict:
+def bench_teacher(cfg, teacher, data, norm, store_root, views, make_student, args, label) -> dict:
     store = FeatureStore(store_root)
-    key = store.make_key(teacher, data.name, data.split, data.images, data.labels, norm)
+    key = store.make_key(
+        teacher,
+        data.name,
+        data.split,
+        data.images,
+        data.labels,
+        norm,
+        views,
+        cfg.store.augment_pad,
+        cfg.seed,
+    )
     hit = store.lookup(key) is not None
     t0 = time.perf_counter()
     entry = store.get_or_build(
@@ -140,18 +167,23 @@ def bench_teacher(cfg, teacher, data, norm, store_root, make_student, args, labe
         data.images,
         data.labels,
         norm,
+        views=views,
+        pad=cfg.store.augment_pad,
+        seed=cfg.seed,
         batch_size=cfg.store.batch_size,
     )
     build = time.perf_counter() - t0
+    augment = views > 1 and cfg.stage1.augment
     out = kd_epoch_pair(
         cfg,
         teacher,
-        entry.targets(0),
+        entry,
         data,
         norm,
         make_student,
         args.batch_size or cfg.stage1.batch_size,
         args.seed,
+        augment,
         label,
     )
     saved = out["recompute_epoch_seconds"] - out["store_epoch_seconds"]
@@ -161,6 +193,7 @@ def bench_teacher(cfg, teacher, data, norm, store_root, make_student, args, labe
             "teacher_arch": teacher.spec.arch,
             "teacher_params": teacher.num_params(),
             "teacher_input": [teacher.spec.in_chans, teacher.spec.img_size, teacher.spec.img_size],
+            "store_views": entry.num_views,
             "store_was_cached": hit,
             "store_build_seconds": None if hit else build,
             "store_entry": str(entry.path),
@@ -200,9 +233,10 @@ def main() -> int:
     make_student, student_info = student_factory(
         cfg, data.images.shape[-1], len(data.classes), teacher.spec.embed_dim
     )
+    views = 1 + cfg.store.augmented_views  # the configured entry: stage "store" built it
     runs = {
         "embedded": bench_teacher(
-            cfg, teacher, data, norm, cfg.store.root, make_student, args, "embedded teacher"
+            cfg, teacher, data, norm, cfg.store.root, views, make_student, args, "embedded teacher"
         )
     }
     if args.clip_n:
@@ -211,19 +245,23 @@ def main() -> int:
             cfg, data.images.shape[-1], len(data.classes), clip.spec.embed_dim
         )
         with tempfile.TemporaryDirectory(prefix="rkdsc_bench_store_") as tmp:
-            runs["clip_vit_b32"] = bench_teacher(
+            runs["clip_vit_b32"] = bench_teacher(  # clean view only: 224 px passes are costly
                 cfg,
                 clip,
                 data.take(args.clip_n),
                 norm,
                 tmp,
+                1,
                 make_clip_student,
                 args,
                 "CLIP ViT-B/32",
             )
     result = {
         "benchmark": "KD epoch: teacher-feature store vs recomputing the teacher",
-        "method": "interleaved batch by batch in one process; same student init, order and loss",
+        "method": (
+            "interleaved batch by batch in one process; same student init, batch order, views, "
+            "stage-1 Distiller loss and AdamW; only the source of the teacher targets differs"
+        ),
         "student": student_info,
         "student_params": sum(p.numel() for p in make_student().parameters()),
         "torch_threads": torch.get_num_threads(),
