@@ -160,6 +160,8 @@ def plot_curves(rep: dict, path: str) -> Path:
     for name, pts in rep.get("baselines", {}).items():
         uses = info.get(name, {}).get("channel_uses")
         label = f"{name} ({uses:.0f} ch. uses)" if uses is not None else name
+        thr = info.get(name, {}).get("snr_db_threshold")
+        label = f"{name} (label at {thr:.1f} dB)" if thr is not None else label
         style = {"ls": "--", "c": "k", "lw": 0.8} if name == "capacity-bound" else {"ls": ":"}
         ax.plot(
             [p["snr_db"] for p in pts],
