@@ -157,13 +157,13 @@ def test_core_imports_without_gnuradio():
         "    importlib.import_module(m.name)\n"
         "import rkdsc_gr.paths; print('ok')\n"
     )
-    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr
 
 
 def test_doctor_reports_missing_gnuradio_in_one_line():
     code = BLOCK_GR + "from rkdsc_core.cli import main; sys.exit(main(['doctor', '--json']))"
-    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 1
     rep = json.loads(out.stdout)
     gr = next(c for c in rep["checks"] if c["name"] == "gnuradio")
@@ -179,7 +179,7 @@ def test_cli_unknown_config_key_is_one_line(tmp_path):
         [*RKDSC, "train", "--config", str(REPO / "training/configs/smoke.yaml"), "stage1.nope=1"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0 and "'stage1.nope'" in out.stderr
@@ -190,13 +190,13 @@ def test_cli_missing_config_file(tmp_path):
         [*RKDSC, "train", "--config", str(tmp_path / "x.yaml")],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     assert out.returncode == 2 and "does not exist" in out.stderr
 
 
 def test_grc_path_points_at_the_yaml_folder():
-    out = subprocess.run([*RKDSC, "grc-path"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([*RKDSC, "grc-path"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0
     assert Path(out.stdout.strip()) == REPO / "gr-rkdsc" / "grc"
 
@@ -207,7 +207,7 @@ def test_doctor_passes_here():
         [*RKDSC, "doctor", "--json"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         env={**os.environ},
     )
     rep = json.loads(out.stdout)
