@@ -37,7 +37,7 @@ def run(ctx: StageContext) -> dict:
         "store.json",
         {
             "teacher": str(teacher_weights_path(ctx)),
-            "teacher_sha256": entry.key.teacher_sha256,
+            "teacher_fingerprint": entry.key.teacher_sha256,  # SHA-256 of spec + weights
             "entries": entries,
             "provenance": provenance(to_dict(ctx.cfg), ctx.cfg.seed),
         },
