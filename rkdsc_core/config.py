@@ -85,8 +85,14 @@ class SearchConfig:
     stem_multiplier: int = 2
     primitives: list[str] = field(
         default_factory=lambda: [
-            "none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
-            "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
+            "none",
+            "max_pool_3x3",
+            "avg_pool_3x3",
+            "skip_connect",
+            "sep_conv_3x3",
+            "sep_conv_5x5",
+            "dil_conv_3x3",
+            "dil_conv_5x5",
         ]
     )
     lambda_cost: float = 0.1
