@@ -210,16 +210,16 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=None, help="training images (default: all)")
     ap.add_argument("--clip-n", type=int, default=512, help="images for the CLIP run; 0 skips")
     ap.add_argument("--batch-size", type=int, default=None, help="default: stage1.batch_size")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=None, help="default: stage1.num_threads or 2")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="results/bench_feature_store.json")
     args = ap.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    torch.set_num_threads(args.threads)
-    seed_everything(args.seed)
     cfg = load_config(args.config)
+    torch.set_num_threads(args.threads or cfg.stage1.num_threads or 2)
+    seed_everything(args.seed)
     data = load_dataset(
         cfg.data.name,
         "train",
