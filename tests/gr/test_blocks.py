@@ -25,7 +25,7 @@ REPO = HERE.parents[2]
 GRC_DIR = REPO / "gr-rkdsc" / "grc"
 
 
-def run_scenario(name: str, timeout: float = 90.0, **kwargs) -> dict:
+def run_scenario(name: str, timeout: float = 300.0, **kwargs) -> dict:
     """Run scenario `name` of this file in a fresh interpreter; its last stdout line is JSON."""
     proc = subprocess.run(
         [sys.executable, str(HERE), name, json.dumps(kwargs)],

@@ -86,7 +86,7 @@ def test_qt_loopback_starts_headless_and_stops_on_sigterm(compiled, tiny_bundle,
     cmd += ["--dataset", "fmnist_subset", "--json", str(out), "--images-per-s", "1000"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 240
         decided = 0
         while decided < 200 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
