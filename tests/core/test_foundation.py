@@ -141,9 +141,7 @@ def test_core_never_imports_gnuradio():
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             if any(n.split(".")[0] in ("gnuradio", "pmt") for n in names):
-                # doctor probes GNU Radio on purpose, inside a function, and survives its absence
-                if f.name != "doctor.py":
-                    offenders.append(str(f.relative_to(REPO)))
+                offenders.append(str(f.relative_to(REPO)))
     assert not offenders, offenders
 
 
