@@ -34,7 +34,7 @@ def check_gnuradio() -> Check:
         return Check(
             "gnuradio",
             FAIL,
-            f"cannot import gnuradio ({type(exc).__name__}: {exc})",
+            f"GNU Radio bindings not importable ({type(exc).__name__}: {exc})",
             "sudo apt-get install gnuradio (or radioconda), then make setup",
         )
     ver = gr.version()

@@ -88,6 +88,56 @@ def run_graph(lb: SymbolLoopback, n: int, timeout_s: float) -> dict:
     }
 
 
+def resolve_request(
+    bundle: str, device: str, rate: int, n: int | None, split: str, data_root: str | None
+):
+    """Load the bundle and check K and n against it and its dataset split (one-line errors);
+    returns (bundle, dataset name, n) with n = the whole split when None."""
+    from rkdsc_core.data.datasets import load_dataset
+
+    bun = load_bundle(bundle, device)
+    try:
+        bun.check_rate(rate)
+    except ValueError as exc:
+        raise RkdscError(str(exc)) from None
+    ds = bun.manifest["dataset"]["name"]
+    total = len(load_dataset(ds, split, data_root))
+    n = total if n is None else int(n)
+    if not 1 <= n <= total:
+        raise RkdscError(f"--n {n}: the {ds} {split} split has {total} images")
+    return bun, ds, n
+
+
+def loopback_report(
+    bun,
+    split: str,
+    n: int,
+    channel: str,
+    rate: int,
+    phy: str,
+    points: list,
+    config: dict,
+    seed: int,
+) -> dict:
+    """The loopback JSON of DESIGN.md §5 (points carry frames_sent / frames_detected)."""
+    metrics = bun.manifest.get("metrics", {})
+    return {
+        "bundle": str(bun.path),
+        "dataset": bun.manifest["dataset"]["name"],
+        "split": split,
+        "n": n,
+        "channel": channel,
+        "rate": int(rate),
+        "phy": phy,
+        "clean_accuracy": metrics.get("clean_accuracy"),
+        "teacher_accuracy": metrics.get("teacher_accuracy"),
+        "clean_source": "bundle manifest metrics (measured at export)",
+        "points": points,
+        "baselines": {},
+        "provenance": provenance(config=config, seed=seed),
+    }
+
+
 def run_loopback(
     bundle: str = "default",
     channel: str = "awgn",
@@ -105,8 +155,6 @@ def run_loopback(
 ) -> dict:
     """Accuracy vs SNR through the symbol-level flowgraph, on the first `n` images of the bundle's
     dataset split (all when None): the same images `rkdsc eval --n` uses."""
-    from rkdsc_core.data.datasets import load_dataset
-
     if phy not in PHYS:
         raise RkdscError(f"--phy {phy} is not available yet (choose from {', '.join(PHYS)})")
     if phy == "waveform":
@@ -114,18 +162,7 @@ def run_loopback(
 
         kw = dict(device=device, fd_ts=fd_ts, k_factor=k_factor, timeout_s=timeout_s)
         return run_waveform_loopback(bundle, channel, snrs, rate, n, split, data_root, seed, **kw)
-    if n is not None and n < 1:
-        raise RkdscError(f"--n {n}: ask for at least one image")
-    bun = load_bundle(bundle, device)
-    try:
-        bun.check_rate(rate)
-    except ValueError as exc:
-        raise RkdscError(str(exc)) from None
-    ds = bun.manifest["dataset"]["name"]
-    total = len(load_dataset(ds, split, data_root))
-    n = total if n is None else int(n)
-    if n > total:
-        raise RkdscError(f"--n {n}: the {ds} {split} split has {total} images")
+    bun, ds, n = resolve_request(bundle, device, rate, n, split, data_root)
     points = []
     for i, snr in enumerate(snrs):
         lb = build_symbol_loopback(
@@ -154,22 +191,5 @@ def run_loopback(
             point["frames_sent"],
             point["images_per_s"] or 0.0,
         )
-    metrics = bun.manifest.get("metrics", {})
-    return {
-        "bundle": str(bun.path),
-        "dataset": ds,
-        "split": split,
-        "n": n,
-        "channel": channel,
-        "rate": int(rate),
-        "phy": phy,
-        "clean_accuracy": metrics.get("clean_accuracy"),
-        "teacher_accuracy": metrics.get("teacher_accuracy"),
-        "clean_source": "bundle manifest metrics (measured at export)",
-        "points": points,
-        "baselines": {},
-        "provenance": provenance(
-            config={"channel": channel, "fd_ts": fd_ts, "k_factor": k_factor, "device": device},
-            seed=seed,
-        ),
-    }
+    config = {"channel": channel, "fd_ts": fd_ts, "k_factor": k_factor, "device": device}
+    return loopback_report(bun, split, n, channel, rate, phy, points, config, seed)

@@ -18,8 +18,8 @@ from gnuradio import gr
 
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.phy import bundle_id_from_bytes
-from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
+from rkdsc_gr.loopback import loopback_report, resolve_request
 from rkdsc_gr.ota_channel import DEFAULT_TAPS
 
 log = logging.getLogger(__name__)
@@ -160,18 +160,7 @@ def run_waveform_loopback(
     """Accuracy vs SNR through the waveform flowgraph on the first `n` images of the bundle's
     split (the images `rkdsc eval --n` and `--phy symbol` use). Defaults are the acceptance
     scenario: CFO 1e-3 cycles/sample, +50 ppm sample clock, the 3-tap `DEFAULT_TAPS`."""
-    from rkdsc_core.data.datasets import load_dataset
-
-    bun = load_bundle(bundle, device)
-    ds = bun.manifest["dataset"]["name"]
-    total = len(load_dataset(ds, split, data_root))
-    n = total if n is None else int(n)
-    if not 1 <= n <= total:
-        raise RkdscError(f"--n {n}: the {ds} {split} split has {total} images")
-    try:
-        bun.check_rate(rate)
-    except ValueError as exc:
-        raise RkdscError(str(exc)) from None
+    bun, ds, n = resolve_request(bundle, device, rate, n, split, data_root)
     points = []
     for i, snr in enumerate(snrs):
         lb = build_waveform_loopback(
@@ -203,7 +192,6 @@ def run_waveform_loopback(
             point["frames_sent"],
             point["snr_est_db"] or float("nan"),
         )
-    metrics = bun.manifest.get("metrics", {})
     config = {
         "channel": channel,
         "fd_ts": fd_ts,
@@ -213,18 +201,4 @@ def run_waveform_loopback(
         "sco_ppm": sco_ppm,
         "taps": [[t.real, t.imag] for t in map(complex, taps)],
     }
-    return {
-        "bundle": str(bun.path),
-        "dataset": ds,
-        "split": split,
-        "n": n,
-        "channel": channel,
-        "rate": int(rate),
-        "phy": "waveform",
-        "clean_accuracy": metrics.get("clean_accuracy"),
-        "teacher_accuracy": metrics.get("teacher_accuracy"),
-        "clean_source": "bundle manifest metrics (measured at export)",
-        "points": points,
-        "baselines": {},
-        "provenance": provenance(config=config, seed=seed),
-    }
+    return loopback_report(bun, split, n, channel, rate, "waveform", points, config, seed)
