@@ -36,7 +36,13 @@ from rkdsc_train.stage_stage1 import teacher_reference, train_student, with_view
 log = logging.getLogger("kdl_darts_ablation")
 
 # Shared by every variant: a cheaper search and stage 1 than the shipped default (see README).
-PROTOCOL = ["search.train_limit=8000", "search.epochs=3", "stage1.epochs=4"]
+# The student width is pinned so the sweep compares cells, not the default's current width.
+PROTOCOL = [
+    "search.train_limit=8000",
+    "search.epochs=3",
+    "stage1.epochs=4",
+    "stage1.init_channels=10",
+]
 LAMBDAS = (0.0, 0.1, 0.3, 1.0)
 
 
