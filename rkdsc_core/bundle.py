@@ -68,12 +68,28 @@ def _build_head(spec: dict) -> nn.Module:
     return nn.Linear(int(spec["in_features"]), int(spec["num_classes"]))
 
 
+def _build_deepjscc_cnn(spec: dict) -> nn.Module:
+    from rkdsc_core.eval.learned_baselines import DeepJsccCnn
+
+    return DeepJsccCnn(**spec)
+
+
 BUILDERS: dict[str, Callable[[dict], nn.Module]] = {
     "teacher": _build_teacher,
     "student": _build_student,
     "cat": _build_cat,
     "head": _build_head,
+    "deepjscc_cnn": _build_deepjscc_cnn,
 }
+
+
+def builder_of(manifest: dict, name: str) -> str:
+    """The registry builder of component `name`: its manifest `builder`, else its own name
+    (extra components such as `baseline.single-stage.cat` name a builder like `cat`)."""
+    builder = manifest.get(name, {}).get("builder", name)
+    if builder not in BUILDERS:
+        raise RkdscError(f"bundle component '{name}' names an unknown builder '{builder}'")
+    return builder
 
 
 def save_bundle(path: str | Path, manifest: dict, modules: dict[str, nn.Module]) -> Path:
@@ -83,8 +99,10 @@ def save_bundle(path: str | Path, manifest: dict, modules: dict[str, nn.Module])
     path.mkdir(parents=True, exist_ok=True)
     manifest = {"format_version": FORMAT_VERSION, **manifest, "files": {}}
     for name, module in modules.items():
-        if name not in BUILDERS:
-            raise ValueError(f"unknown bundle component '{name}' (known: {', '.join(BUILDERS)})")
+        builder = manifest.get(name, {}).get("builder", name)
+        if builder not in BUILDERS:
+            known = ", ".join(BUILDERS)
+            raise ValueError(f"unknown bundle component '{name}' (builders: {known})")
         if "spec" not in manifest.get(name, {}):
             raise ValueError(f"manifest['{name}'] needs a 'spec' to rebuild the module")
         fname = f"{name}.safetensors"
@@ -126,7 +144,7 @@ def load_component(path: str | Path, name: str, manifest: dict | None = None) ->
         state = load_file(str(file))
     except (SafetensorError, OSError) as exc:
         raise RkdscError(f"bundle file {file} cannot be read: {exc}") from None
-    module = BUILDERS[name](manifest[name]["spec"])
+    module = BUILDERS[builder_of(manifest, name)](manifest[name]["spec"])
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:

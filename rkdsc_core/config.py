@@ -183,6 +183,23 @@ class Stage2Config:
 
 
 @dataclass
+class BaselinesConfig:
+    """Learned baselines of issue 11, trained like stage 2 (same data, channel mix, SNR range)
+    at one rate K; the export stage puts them in the bundle for `rkdsc eval --baselines`."""
+
+    names: list[str] = field(
+        default_factory=lambda: ["deepjscc-cnn", "single-stage", "teacher-over-channel"]
+    )
+    rate: int = 16  # channel uses per image the baselines are trained (and compared) at
+    batch_size: int = 256
+    lr: float = 1e-3
+    deepjscc_epochs: int = 10  # DeepJSCC-CNN: images → symbols → classifier, CE only, no teacher
+    deepjscc_width: int = 32
+    single_stage_epochs: int = 6  # fresh student + CAT + head through the channel, no stage 1
+    teacher_cat_epochs: int = 10  # frozen teacher embedding → fresh CAT + head
+
+
+@dataclass
 class ExportConfig:
     """Bundle export: `<out_dir>/bundle`, its rate table and optional publication as default."""
 
@@ -206,6 +223,7 @@ class Config:
     search: SearchConfig = field(default_factory=SearchConfig)
     stage1: Stage1Config = field(default_factory=Stage1Config)
     stage2: Stage2Config = field(default_factory=Stage2Config)
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
 
 

@@ -1,4 +1,9 @@
-"""Runs training stages in order; each stage is a function `run(ctx: StageContext) -> dict`."""
+"""Runs training stages in order; each stage is a function `run(ctx: StageContext) -> dict`.
+
+Under torchrun every rank runs every stage (data-parallel, see `rkdsc_core.distributed`) except
+`export`, which rank 0 runs alone; all ranks meet at a barrier after each stage, so a stage always
+reads complete outputs of the stages before it.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,23 @@ import importlib
 import logging
 import time
 
+from rkdsc_core import distributed
 from rkdsc_core.config import load_config, save_config
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.seeding import seed_everything
-from rkdsc_train.context import StageContext
+from rkdsc_train.context import StageContext, resolve_device
 
 log = logging.getLogger(__name__)
 
 # name -> "module:function"; a stage's module is imported only when that stage runs.
+MAIN_ONLY = ("export",)  # stages rank 0 runs alone under torchrun (no training in them)
 STAGES: dict[str, str] = {
     "teacher": "rkdsc_train.stage_teacher:run",
     "store": "rkdsc_train.stage_store:run",
     "search": "rkdsc_train.stage_search:run",
     "stage1": "rkdsc_train.stage_stage1:run",
     "stage2": "rkdsc_train.stage_stage2:run",
+    "baselines": "rkdsc_train.stage_baselines:run",
     "export": "rkdsc_train.stage_export:run",
 }
 
@@ -43,14 +51,23 @@ def run_pipeline(config_path, overrides, stages=None, resume=False) -> dict:
     if unknown:
         raise RkdscError(f"unknown stage '{unknown[0]}' (choose from {', '.join(STAGES)})")
     names = [s for s in STAGES if s in names]  # always in pipeline order
-    save_config(cfg, f"{cfg.out_dir}/config.yaml")
-    results = {}
-    for name in names:
-        fn = _stage_fn(name)
-        seed_everything(cfg.seed)
-        ctx = StageContext(cfg, name, resume=resume)
-        t0 = time.time()
-        log.info("stage %s: start (out %s)", name, ctx.stage_dir)
-        results[name] = fn(ctx)
-        log.info("stage %s: done in %.1f s", name, time.time() - t0)
+    with distributed.session(resolve_device(cfg.device).type):
+        if distributed.is_main():
+            save_config(cfg, f"{cfg.out_dir}/config.yaml")
+        results = {}
+        for name in names:
+            fn = _stage_fn(name)
+            seed_everything(cfg.seed)
+            ctx = StageContext(cfg, name, resume=resume)
+            t0 = time.time()
+            log.info(
+                "stage %s: start (out %s%s)",
+                name,
+                ctx.stage_dir,
+                f", {distributed.world_size()} ranks" if distributed.is_active() else "",
+            )
+            if distributed.is_main() or name not in MAIN_ONLY:
+                results[name] = fn(ctx)
+            distributed.barrier()
+            log.info("stage %s: done in %.1f s", name, time.time() - t0)
     return results

@@ -4,8 +4,11 @@ accuracies and its rate table through the runtime, and optionally publish it as 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 import shutil
+
+from safetensors.torch import load_file
 
 from rkdsc_core.bundle import count_params, default_bundle_path, save_bundle
 from rkdsc_core.config import to_dict
@@ -51,6 +54,56 @@ def build_manifest(ctx: StageContext, teacher_entry, student_entry, cat, head, c
     }
 
 
+def add_baselines(ctx: StageContext, manifest: dict, modules: dict) -> None:
+    """Put the learned baselines the `baselines` stage trained (if it ran) into the bundle as
+    components `baseline.<name>.<part>`, listed under `manifest["baselines"]`."""
+    from rkdsc_core.bundle import BUILDERS
+
+    root = ctx.run_dir / "baselines"
+    names = [n for n in ctx.cfg.baselines.names if (root / n / "metrics.json").exists()]
+    if not names:
+        return
+    manifest["baselines"] = {}
+    for name in names:
+        m = json.loads((root / name / "metrics.json").read_text())
+        parts = {}
+        for part, c in m["components"].items():
+            key = f"baseline.{name}.{part}"
+            module = BUILDERS[c["builder"]](c["spec"])
+            module.load_state_dict(load_file(str(root / name / f"{part}.safetensors")))
+            modules[key] = module.eval()
+            manifest[key] = {"builder": c["builder"], "spec": c["spec"], "params": c["params"]}
+            parts[part] = key
+        keep = ("rate", "epochs", "batch_size", "train_images", "train_seconds", "params", "best")
+        manifest["baselines"][name] = {
+            "components": parts,
+            **{k: m[k] for k in keep},
+            "train_channel_mix": m["train_channel_mix"],
+            "git_sha": m.get("provenance", {}).get("git_sha"),
+        }
+    log.info("bundle: learned baselines %s", ", ".join(names))
+
+
+def publish(ctx: StageContext, out) -> None:
+    """Copy the bundle to the package's default location, with the resolved config and each
+    stage's metrics (training_log/<stage>.json) and the searched genotype beside it."""
+    dst = default_bundle_path()
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(out, dst)
+    src = ctx.run_dir / "config.yaml"
+    if src.exists():
+        shutil.copy(src, dst / "training_config.yaml")
+    logs = dst / "training_log"
+    logs.mkdir()
+    for stage in ("teacher", "search", "stage1", "stage2", "baselines", "export"):
+        if (ctx.run_dir / stage / "metrics.json").exists():
+            shutil.copy(ctx.run_dir / stage / "metrics.json", logs / f"{stage}.json")
+    for extra in ("genotype.yaml", "genotype.png"):
+        if (ctx.run_dir / "search" / extra).exists():
+            shutil.copy(ctx.run_dir / "search" / extra, logs / extra)
+    log.info("published as the default bundle: %s", dst)
+
+
 def run(ctx: StageContext) -> dict:
     cfg, ex = ctx.cfg, ctx.cfg.export
     teacher, teacher_entry = load_teacher(ctx.run_dir)
@@ -62,6 +115,7 @@ def run(ctx: StageContext) -> dict:
     )
     out = ctx.run_dir / "bundle"
     modules = {"teacher": teacher, "student": student, "cat": cat, "head": head}
+    add_baselines(ctx, manifest, modules)
     save_bundle(out, manifest, modules)
     bundle = Bundle(out)
     metrics = {"n_test": len(test), **clean_accuracy(bundle, test)}
@@ -86,14 +140,7 @@ def run(ctx: StageContext) -> dict:
     manifest["rate_table"] = table
     save_bundle(out, manifest, modules)
     log.info("bundle written to %s: %s", out, metrics)
-    if ex.publish_default:
-        dst = default_bundle_path()
-        shutil.rmtree(dst, ignore_errors=True)
-        shutil.copytree(out, dst)
-        for extra in ("config.yaml",):
-            src = ctx.run_dir / extra
-            if src.exists():
-                shutil.copy(src, dst / f"training_{extra}")
-        log.info("published as the default bundle: %s", dst)
     ctx.write_json("metrics.json", {"bundle": str(out), **metrics, "rate_table": table})
+    if ex.publish_default:
+        publish(ctx, out)
     return metrics

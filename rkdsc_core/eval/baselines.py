@@ -37,12 +37,10 @@ from rkdsc_core.runtime import Bundle
 log = logging.getLogger(__name__)
 
 DIGITAL = ("label-digital", "feature-digital", "feature-digital-16qam", "image-digital")
-ANALOG = ("no-cat", "deepjscc-cnn")
-# learned baselines built but left out of "all": on this 2-core CPU a useful budget takes > 10 min
-OPTIONAL = ("single-stage", "teacher-over-channel")
-LEARNED: tuple[str, ...] = ()  # named in issue 11 but not built
+ANALOG = ("no-cat", "deepjscc-cnn", "single-stage", "teacher-over-channel")
 ALL = ANALOG + DIGITAL + ("capacity-bound",)
-KNOWN = ALL + OPTIONAL
+KNOWN = ALL
+# Budgets when the bundle holds no trained copy (`rkdsc train --stage baselines` exports one):
 SINGLE_STAGE_STEPS = 150  # Adam steps, batch 64 (the student's DARTS cells are slow on CPU)
 TEACHER_CAT_STEPS = 600  # Adam steps, batch 128, on teacher embeddings computed once
 DEEPJSCC_STEPS = 300  # Adam steps of the DeepJSCC-CNN baseline (short, CPU budget)

@@ -1,4 +1,5 @@
-"""Learned baselines of issue 11, each trained here with a short, reported CPU budget.
+"""Learned baselines of issue 11: read from the bundle when the pipeline trained them
+(`rkdsc train --stage baselines`, then export), else trained here with a short, reported budget.
 
 - `deepjscc_cnn`: no teacher, no CAT, a CNN end-to-end through the channel;
 - `single_stage`: a fresh student (the bundle's genotype) + CAT + head trained at once with
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rkdsc_core.bundle import count_params
+from rkdsc_core.bundle import count_params, load_component
 from rkdsc_core.channels import ChannelMix, make_channel, normalize_power
 from rkdsc_core.data.datasets import ImageArrays
 from rkdsc_core.data.transforms import to_tensor
@@ -80,7 +81,12 @@ def deepjscc_cnn(
     batch_size: int = 128,
     seed: int = 0,
 ) -> tuple[list[dict], dict]:
-    """Train DeepJSCC-CNN for `steps` Adam steps on `train`, then sweep `snrs` on `data`."""
+    """DeepJSCC-CNN from the bundle (or trained here for `steps` Adam steps on `train`), swept
+    over `snrs` on `data`."""
+    trained = trained_baseline(bundle, "deepjscc-cnn", rate)
+    if trained is not None:
+        modules, info = trained
+        return _sweep_deepjscc(modules["model"], bundle, data, channel, snrs, seed), info
     torch.manual_seed(seed)
     mix_cfg = bundle.manifest.get("training", {}).get("channel_mix", {})
     mix = ChannelMix(
@@ -108,7 +114,22 @@ def deepjscc_cnn(
         if step % 200 == 0:
             log.info("deepjscc-cnn step %d loss %.3f", step, float(loss.detach()))
     train_s = time.time() - t0
-    model.eval()
+    pts = _sweep_deepjscc(model.eval(), bundle, data, channel, snrs, seed)
+    info = {
+        "source": "trained by rkdsc eval (no trained copy in the bundle)",
+        "channel_uses": rate,
+        "params": count_params(model),
+        "train_steps": steps,
+        "batch_size": batch_size,
+        "train_images": len(train),
+        "train_seconds": round(train_s, 1),
+        "train_channel_mix": dict(mix_cfg) if mix_cfg else "awgn+rayleigh, -10..20 dB",
+        "note": "short budget: a lower bound on what this architecture reaches",
+    }
+    return pts, info
+
+
+def _sweep_deepjscc(model, bundle: Bundle, data: ImageArrays, channel: str, snrs, seed: int):
     ch = make_channel(channel)
     gen = torch.Generator().manual_seed(seed + 1)
     pts = []
@@ -123,17 +144,28 @@ def deepjscc_cnn(
             out = ch(sym, torch.full((len(sym),), float(s)), generator=gen)
             pred = model.decode(out.symbols).argmax(1).numpy()
             pts.append({"snr_db": float(s), "accuracy": float((pred == data.labels).mean())})
-    info = {
-        "channel_uses": rate,
-        "params": count_params(model),
-        "train_steps": steps,
-        "batch_size": batch_size,
-        "train_images": len(train),
-        "train_seconds": round(train_s, 1),
-        "train_channel_mix": dict(mix_cfg) if mix_cfg else "awgn+rayleigh, -10..20 dB",
-        "note": "short budget: a lower bound on what this architecture reaches",
+    return pts
+
+
+def trained_baseline(bundle: Bundle, name: str, rate: int) -> tuple[dict, dict] | None:
+    """({component: module}, info) of baseline `name` trained by the pipeline and exported into
+    the bundle at this `rate`; None when the bundle has none (or one for another rate)."""
+    entry = bundle.manifest.get("baselines", {}).get(name)
+    if entry is None:
+        return None
+    if int(entry["rate"]) != int(rate):
+        log.warning("bundle baseline %s was trained at K=%s, not %s", name, entry["rate"], rate)
+        return None
+    modules = {
+        comp: load_component(bundle.path, key, bundle.manifest)
+        for comp, key in entry["components"].items()
     }
-    return pts, info
+    info = {
+        "source": "bundle (trained by rkdsc train --stage baselines)",
+        "channel_uses": int(rate),
+        **{k: v for k, v in entry.items() if k != "components"},
+    }
+    return modules, info
 
 
 def _mix(bundle: Bundle) -> tuple[ChannelMix, dict]:
@@ -147,7 +179,7 @@ def _mix(bundle: Bundle) -> tuple[ChannelMix, dict]:
     return mix, dict(cfg)
 
 
-def _through_cat(cat, head, feat: torch.Tensor, rate: int, channel, snr=None, generator=None):
+def through_cat(cat, head, feat: torch.Tensor, rate: int, channel, snr=None, generator=None):
     """feature [B, D] → CAT encode (K=rate) → channel → CAT decode → head → logits [B, C]."""
     k_max = cat.cfg.k_max
     sym = cat.encode(feat, rate)[:, :rate]
@@ -193,7 +225,7 @@ def _train_and_sweep(
     t0 = time.time()
     for step in range(steps):
         idx = rng.integers(0, len(train_labels), batch_size)
-        logits = _through_cat(cat, head, feat_train(idx), rate, mix, generator=gen)
+        logits = through_cat(cat, head, feat_train(idx), rate, mix, generator=gen)
         loss = nn.functional.cross_entropy(logits, labels[idx])
         opt.zero_grad()
         loss.backward()
@@ -203,22 +235,9 @@ def _train_and_sweep(
     train_s = time.time() - t0
     for m in [*modules, cat, head]:
         m.eval()
-    ch = make_channel(channel)
-    gen = torch.Generator().manual_seed(seed + 1)
-    pts = []
-    with torch.inference_mode():
-        feats = torch.cat([feat_test(slice(i, i + 500)) for i in range(0, len(test_labels), 500)])
-        for s in snrs:
-            snr = torch.full((len(feats),), float(s))
-            pred = torch.cat(
-                [
-                    _through_cat(cat, head, feats[i : i + 1000], rate, ch, snr[i : i + 1000], gen)
-                    for i in range(0, len(feats), 1000)
-                ]
-            ).argmax(1)
-            acc = float((pred.numpy() == test_labels).mean())
-            pts.append({"snr_db": float(s), "accuracy": acc})
+    pts = _sweep_cat(cat, head, feat_test, test_labels, channel, snrs, rate, seed)
     info = {
+        "source": "trained by rkdsc eval (no trained copy in the bundle)",
         "channel_uses": rate,
         "params": sum(count_params(m) for m in [*modules, cat, head]),
         "train_steps": steps,
@@ -229,6 +248,26 @@ def _train_and_sweep(
         "note": "short budget: a lower bound on what this model reaches",
     }
     return pts, info
+
+
+def _sweep_cat(cat, head, feat_test, test_labels, channel: str, snrs, rate: int, seed: int):
+    """Accuracy vs SNR of features `feat_test(slice)` through CAT (K=rate) + head."""
+    ch = make_channel(channel)
+    gen = torch.Generator().manual_seed(seed + 1)
+    pts = []
+    with torch.inference_mode():
+        feats = torch.cat([feat_test(slice(i, i + 500)) for i in range(0, len(test_labels), 500)])
+        for s in snrs:
+            snr = torch.full((len(feats),), float(s))
+            pred = torch.cat(
+                [
+                    through_cat(cat, head, feats[i : i + 1000], rate, ch, snr[i : i + 1000], gen)
+                    for i in range(0, len(feats), 1000)
+                ]
+            ).argmax(1)
+            acc = float((pred.numpy() == test_labels).mean())
+            pts.append({"snr_db": float(s), "accuracy": acc})
+    return pts
 
 
 def _fresh(bundle: Bundle, name: str, **override) -> nn.Module:
@@ -250,7 +289,17 @@ def single_stage(
     batch_size: int = 64,
     seed: int = 0,
 ) -> tuple[list[dict], dict]:
-    """Fresh student (bundle genotype) + CAT + head trained at once through the channel, CE only."""
+    """Student + CAT + head trained at once through the channel: from the bundle (stage 2's loss,
+    `rkdsc train --stage baselines`), else a fresh one trained here with CE for `steps` steps."""
+    trained = trained_baseline(bundle, "single-stage", rate)
+    if trained is not None:
+        (mods, info), norm = trained, bundle.norm
+
+        def feat(sl):
+            return mods["student"](to_tensor(data.images[sl], norm))[0]
+
+        pts = _sweep_cat(mods["cat"], mods["head"], feat, data.labels, channel, snrs, rate, seed)
+        return pts, info
     torch.manual_seed(seed)
     student, cat, head = _fresh(bundle, "student"), _fresh(bundle, "cat"), _fresh(bundle, "head")
 
@@ -294,6 +343,7 @@ def teacher_over_channel(
     """The frozen teacher's embedding (computed once) → fresh CAT + head trained through the
     channel. The transmitter runs the teacher: the large-model deep-JSCC line."""
     teacher = bundle.teacher
+    trained = trained_baseline(bundle, "teacher-over-channel", rate)
 
     def embed(images: np.ndarray) -> torch.Tensor:
         with torch.inference_mode():
@@ -304,9 +354,17 @@ def teacher_over_channel(
                 ]
             )
 
+    e_test = embed(data.images).clone()
+    if trained is not None:
+        mods, info = trained
+        pts = _sweep_cat(
+            mods["cat"], mods["head"], lambda sl: e_test[sl], data.labels, channel, snrs, rate, seed
+        )
+        info["teacher_params"] = count_params(teacher)
+        info["params_note"] = "params: CAT + head trained by the pipeline; the teacher is frozen"
+        return pts, info
     n_tr = min(len(train), max_train)
     e_train = embed(train.images[:n_tr]).clone()
-    e_test = embed(data.images).clone()
     d = int(e_train.shape[1])
     torch.manual_seed(seed)
     cat = _fresh(bundle, "cat", feature_dim=d)

@@ -43,15 +43,38 @@ def smoke_run(tmp_path_factory):
 
 def test_every_stage_runs_and_exports_a_loadable_bundle(smoke_run):
     out, seconds = smoke_run
-    for stage in ("teacher", "search", "stage1", "stage2", "export"):
+    for stage in ("teacher", "search", "stage1", "stage2", "baselines", "export"):
         assert (out / stage / "config.yaml").exists(), stage
     b = Bundle(out / "bundle")
     m = b.manifest
-    assert set(m["files"]) == {"teacher", "student", "cat", "head"}
+    learned = ("deepjscc-cnn", "single-stage", "teacher-over-channel")
+    assert set(m["baselines"]) == set(learned)
+    parts = {k for e in m["baselines"].values() for k in e["components"].values()}
+    assert set(m["files"]) == {"teacher", "student", "cat", "head"} | parts
     assert 0 <= m["metrics"]["clean_accuracy"] <= 1 and m["metrics"]["teacher_params"] > 0
     assert m["rate_table"]["awgn"]["rates"] == [4, 8, 16]
     assert m["provenance"]["git_sha"] and m["provenance"]["config"]["seed"] == 0
     assert seconds < 300, f"smoke pipeline took {seconds:.0f} s"
+
+
+def test_eval_reads_the_learned_baselines_the_pipeline_trained(smoke_run):
+    """`rkdsc eval --baselines` sweeps the exported baselines instead of training its own."""
+    from rkdsc_core.data.datasets import load_dataset
+    from rkdsc_core.eval.baselines import run_baselines
+
+    out, _ = smoke_run
+    b = Bundle(out / "bundle")
+    test = load_dataset("fmnist_subset", "test", limit=64)
+    learned = ["deepjscc-cnn", "single-stage", "teacher-over-channel"]
+    curves, info = run_baselines(b, test, test, "awgn", [0.0, 30.0], 8, learned, None)
+    for name in learned:
+        assert info[name]["source"].startswith("bundle"), info[name]
+        assert info[name]["epochs"] == 1 and info[name]["rate"] == 8
+        assert [p["snr_db"] for p in curves[name]] == [0.0, 30.0]
+        assert all(0.0 <= p["accuracy"] <= 1.0 for p in curves[name])
+    # another rate has no trained copy: trained on the fly, and said so
+    _, info16 = run_baselines(b, test, test, "awgn", [30.0], 16, ["deepjscc-cnn"], None)
+    assert info16["deepjscc-cnn"]["source"].startswith("trained by rkdsc eval")
 
 
 def test_killed_stage_resumes_from_its_checkpoint(smoke_run, tmp_path):
