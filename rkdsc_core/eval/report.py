@@ -49,6 +49,7 @@ def model_flops(bundle: Bundle) -> dict:
 
 def run_eval(args) -> dict:
     """Measure what `args` asks for; returns the report dict (also written to --json)."""
+    baseline_names(args.baselines)  # a misspelt baseline fails before any measurement
     bundle = load_bundle(args.bundle)
     ds = bundle.manifest["dataset"]["name"]
     data = load_dataset(ds, args.split, args.data_root, limit=args.n)
@@ -105,15 +106,25 @@ def run_eval(args) -> dict:
     return rep
 
 
+def baseline_names(arg: str | None) -> tuple[str, ...]:
+    """`--baselines` value ("all" or a comma-separated list) → names; one-line error on a typo."""
+    from rkdsc_core.eval import baselines as bl
+
+    if not arg:
+        return ()
+    names = bl.ALL if arg == "all" else tuple(n.strip() for n in arg.split(",") if n.strip())
+    for name in names:
+        if name not in bl.KNOWN:
+            raise RkdscError(f"unknown baseline '{name}' (choose from {', '.join(bl.KNOWN)}, all)")
+    return names
+
+
 def run_baseline_set(bundle: Bundle, data, args, channels, rates, rep: dict) -> dict:
     """Baselines of issue 11 on the first channel and rate; fills rep["baseline_info"] and
     returns {name: [{"snr_db", "accuracy"}]}. The gr-fec codes come from rkdsc_gr (lazy import)."""
     from rkdsc_core.eval import baselines as bl
 
-    names = bl.ALL if args.baselines == "all" else tuple(args.baselines.split(","))
-    for name in names:
-        if name not in bl.KNOWN:
-            raise RkdscError(f"unknown baseline '{name}' (choose from {', '.join(bl.KNOWN)}, all)")
+    names = baseline_names(args.baselines)
     code_factory = None
     if any(n in bl.DIGITAL for n in names):
         try:

@@ -136,3 +136,17 @@ def test_single_stage_and_teacher_over_channel_run(tmp_path) -> None:
     for fn in (single_stage, teacher_over_channel):
         pts, info = fn(b, data, data, "awgn", [10.0], 4, steps=2, batch_size=8)
         assert 0.0 <= pts[0]["accuracy"] <= 1.0 and info["train_steps"] == 2
+
+
+def test_unknown_baseline_fails_before_any_measurement(tmp_path, monkeypatch, capsys) -> None:
+    """A misspelt --baselines name is a one-line error raised before the bundle is even read."""
+    from rkdsc_core import cli
+    from rkdsc_core.eval import report
+
+    def no_bundle(*_a, **_k):
+        raise AssertionError("the bundle was loaded before the baseline names were checked")
+
+    monkeypatch.setattr(report, "load_bundle", no_bundle)
+    rc = cli.main(["eval", "--bundle", str(tmp_path), "--baselines", "no-cat,deepjsc"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "unknown baseline 'deepjsc'" in err[0]
