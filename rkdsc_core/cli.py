@@ -14,6 +14,11 @@ from rkdsc_core.errors import RkdscError
 # OpenMP threads that spin while waiting cost 10x on a busy 2-core machine (measured); must be set
 # before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Under torchrun only rank 0 draws progress bars (tqdm reads TQDM_* defaults when imported).
+_WORLD = int(os.environ.get("WORLD_SIZE", "1") or 1)
+_RANK = int(os.environ.get("RANK", "0") or 0)
+if _WORLD > 1 and _RANK > 0:
+    os.environ.setdefault("TQDM_DISABLE", "1")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -241,15 +246,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else logging.INFO
+    where = ""
+    if _WORLD > 1:  # torchrun: rank 0 logs, the others only warnings and errors
+        where = f"[rank {_RANK}/{_WORLD}] "
+        level = level if _RANK == 0 or args.verbose else logging.WARNING
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=level,
+        format=f"%(asctime)s {where}%(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
     try:
         return args.func(args)
     except RkdscError as exc:
-        print(f"rkdsc: error: {exc}", file=sys.stderr)
+        rank = f" (rank {_RANK}/{_WORLD})" if _WORLD > 1 else ""
+        print(f"rkdsc: error{rank}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("rkdsc: interrupted", file=sys.stderr)

@@ -1,7 +1,9 @@
 """What every stage receives: the resolved config, its folder, resume flag, device and checkpoints.
 
 Checkpoints are written atomically every epoch (`torch.save` of tensors and plain data) and read
-back with `torch.load(weights_only=True)`, so killing a stage loses at most one epoch.
+back with `torch.load(weights_only=True)`, so killing a stage loses at most one epoch. Under
+torchrun only rank 0 writes (config, checkpoints, JSON); every rank reads them
+(`rkdsc_core.distributed`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import torch
 
+from rkdsc_core import distributed
 from rkdsc_core.config import Config, save_config
 from rkdsc_core.errors import RkdscError
 
@@ -22,10 +25,14 @@ log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
+    """`auto` | `cpu` | `cuda[:i]`; under torchrun a bare `cuda` / `auto` is this rank's GPU
+    (LOCAL_RANK)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RkdscError(f"device '{name}' asked for but CUDA is not available (use device=cpu)")
+    if name == "cuda" and distributed.env_world_size() > 1:
+        return torch.device("cuda", distributed.env_local_rank())
     return torch.device(name)
 
 
@@ -45,14 +52,23 @@ class StageContext:
         self.stage_dir = self.run_dir / self.name
         self.stage_dir.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(self.cfg.device)
-        save_config(self.cfg, self.stage_dir / "config.yaml")
+        if self.is_main:
+            save_config(self.cfg, self.stage_dir / "config.yaml")
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0 (or the only process): the one that writes files."""
+        return distributed.is_main()
 
     @property
     def checkpoint_path(self) -> Path:
         return self.stage_dir / "checkpoint.pt"
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
-        """Atomically replace the stage checkpoint with `state` (tensors, numbers, strings)."""
+        """Atomically replace the stage checkpoint with `state` (tensors, numbers, strings); rank 0
+        only (every rank holds the same state)."""
+        if not self.is_main:
+            return
         tmp = self.checkpoint_path.with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, self.checkpoint_path)
@@ -71,7 +87,10 @@ class StageContext:
         return state
 
     def write_json(self, name: str, data: dict) -> Path:
+        """Write `data` as `stage_dir/name` (rank 0 only); returns the path."""
         path = self.stage_dir / name
+        if not self.is_main:
+            return path
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
         os.replace(tmp, path)

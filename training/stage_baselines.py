@@ -14,6 +14,10 @@ best epoch picked on the same validation points.
 Each baseline has its own folder `<run>/baselines/<name>/` (checkpoint every epoch, `--resume`),
 weights and metrics; the export stage copies them into the bundle, where `rkdsc eval --baselines`
 finds them. The "no-cat" and digital baselines need no training.
+
+Under torchrun each baseline trains like stage 2: the same global order on every rank, each rank's
+part of a global batch through DDP, its own channel draws (`distributed.step_generator`); rank 0
+writes.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from rkdsc_core import distributed
 from rkdsc_core.bundle import count_params
 from rkdsc_core.channels import ChannelMix, make_channel
 from rkdsc_core.codec.cat import CATCodec
@@ -155,6 +160,18 @@ def make_trainee(name: str, ctx: StageContext, data: Data, num_classes: int) -> 
     raise RkdscError(f"unknown learned baseline '{name}' (choose from {', '.join(NAMES)})")
 
 
+class _Step(nn.Module):
+    """A trainee's training step as one module (what DDP wraps): `forward(idx, generator)`."""
+
+    def __init__(self, t: Trainee) -> None:
+        super().__init__()
+        self.parts = nn.ModuleDict(t.modules)
+        self.step = t.step
+
+    def forward(self, idx: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return self.step(idx, generator)
+
+
 @torch.no_grad()
 def validate(t: Trainee, idx: torch.Tensor, labels: torch.Tensor, seed: int) -> dict:
     res = {}
@@ -181,6 +198,9 @@ def train_one(ctx: StageContext, name: str, t: Trainee, data: Data) -> dict:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, b.lr, total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
     val_idx = torch.arange(n_tr, len(data.labels))
+    distributed.check_batch(b.batch_size, "baselines.batch_size")
+    # single-stage trains a student whose own classifier is unused: let DDP skip such parameters
+    step_module = distributed.wrap(_Step(t), find_unused_parameters=True)
     start, history, best, best_state, seconds = 0, [], {"score": -1.0}, None, 0.0
     state = ctx.load_checkpoint()
     if state is not None:
@@ -195,25 +215,33 @@ def train_one(ctx: StageContext, name: str, t: Trainee, data: Data) -> dict:
         t0 = time.time()
         for m in t.modules.values():
             m.train()
-        order = torch.randperm(n_tr, generator=gen)
+        order = torch.randperm(n_tr, generator=gen)  # the same global order on every rank
+        step_gen = distributed.step_generator(gen, seed, epoch)
         sums: dict[str, float] = {}
         bar = tqdm(range(0, n_tr, b.batch_size), desc=f"{name} {epoch + 1}/{t.epochs}")
         for i in bar:
-            idx = order[i : i + b.batch_size]
-            terms = t.step(idx, gen)
+            batch = order[i : i + b.batch_size]
+            if len(batch) < distributed.world_size():
+                continue  # a part for every rank or none (only a tiny last batch)
+            idx = distributed.part(batch)  # this rank's part of the global batch
+            terms = step_module(idx, step_gen)
             opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
+            (terms["loss"] * distributed.loss_scale(len(idx), len(batch))).backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             opt.step()
             sched.step()
             for key, v in terms.items():
                 sums[key] = sums.get(key, 0.0) + float(v.detach()) * len(idx)
+            sums["#"] = sums.get("#", 0.0) + len(idx)
             bar.set_postfix(loss=f"{float(terms['loss']):.3f}", acc=f"{float(terms['acc']):.3f}")
+        sums = distributed.all_reduce_sum(sums)  # over the global batches
+        seen = sums.pop("#", n_tr)
+        distributed.sync_buffers_(step_module)
         for m in t.modules.values():
             m.eval()
         val = validate(t, val_idx, data.labels[val_idx], seed)
         seconds += time.time() - t0
-        row = {"epoch": epoch, **{k: v / n_tr for k, v in sums.items()}, "val": val}
+        row = {"epoch": epoch, **{k: v / seen for k, v in sums.items()}, "val": val}
         history.append(row)
         log.info("%s epoch %d: %s", name, epoch, row)
         score = float(np.mean(list(val.values())))
@@ -238,7 +266,8 @@ def train_one(ctx: StageContext, name: str, t: Trainee, data: Data) -> dict:
         if best_state is not None:
             m.load_state_dict(best_state[comp])
         tensors = {k: v.detach().contiguous() for k, v in m.state_dict().items()}
-        save_file(tensors, str(ctx.stage_dir / f"{comp}.safetensors"))
+        if ctx.is_main:  # rank 0 writes
+            save_file(tensors, str(ctx.stage_dir / f"{comp}.safetensors"))
         builder, spec = t.specs[comp]
         components[comp] = {"builder": builder, "spec": spec, "params": count_params(m)}
     metrics = {

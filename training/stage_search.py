@@ -4,6 +4,7 @@
 and an α split. Writes into `<out_dir>/search/`: `genotype.yaml` + `genotype.png`, the α history
 (`alpha_history.json`), the expected cost and losses per epoch (`metrics.json`) and
 `search_curves.png`; a checkpoint every epoch lets `--resume` continue an interrupted search.
+Under torchrun each rank searches on its part of every global (w, α) batch pair; rank 0 writes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
+from rkdsc_core import distributed
 from rkdsc_core.config import Config, to_dict
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.transforms import Normalisation
@@ -93,6 +95,7 @@ def search(ctx: StageContext, data: KDData) -> dict:
     cfg, s = ctx.cfg, ctx.cfg.search
     w_idx, a_idx = split_indices(len(data), s.train_limit, cfg.seed)
     steps = num_batches(len(w_idx), s.batch_size, drop_last=True)
+    distributed.check_batch(s.batch_size, "search.batch_size")
     image_size = int(data.arrays.images.shape[1])
     macro = search_macro(
         s, int(data.arrays.images.shape[-1]), len(data.arrays.classes), data.targets.dim
@@ -119,12 +122,12 @@ def search(ctx: StageContext, data: KDData) -> dict:
         t0 = time.time()
         rng = np.random.default_rng([cfg.seed, epoch])
         pairs = zip(
-            iterate(data, w_idx, s.batch_size, rng, drop_last=True),
-            iterate(data, a_idx, s.batch_size, rng, drop_last=True),
+            iterate(data, w_idx, s.batch_size, rng, drop_last=True, sharded=True),
+            iterate(data, a_idx, s.batch_size, rng, drop_last=True, sharded=True),
         )
         with progress(steps, f"search {epoch + 1}/{s.epochs}") as bar:
             losses = runner.train_epoch(epoch, pairs, bar)
-        score = evaluate(runner.model, data, eval_idx, device=ctx.device)
+        score = evaluate(runner.model, data, eval_idx, device=ctx.device, sharded=True)
         row = {
             "epoch": epoch,
             **losses,
@@ -160,6 +163,8 @@ def finish(
     """Write genotype, α history, metrics and plots; returns the metrics."""
     cfg, out = ctx.cfg, ctx.stage_dir
     genotype = runner.genotype()
+    if not ctx.is_main:  # rank 0 writes; α is the same on every rank
+        return {"genotype": genotype.to_dict(), "history": history}
     genotype.save(out / GENOTYPE_FILE)
     plot_genotype(genotype, out / "genotype.png")
     space = runner.space

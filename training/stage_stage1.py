@@ -5,7 +5,8 @@ The student is built from the searched genotype (`<out_dir>/search/genotype.yaml
 with linear warm-up and cosine decay per step; a checkpoint every epoch (`--resume`). The last
 `data.val_fraction` of the training split is held out and scored each epoch; the full test split
 is scored at the end. Writes `student.safetensors`, `genotype.yaml` and `metrics.json` into
-`<out_dir>/stage1/`.
+`<out_dir>/stage1/`. Under torchrun the student trains through DDP on each rank's part of the
+global batches; losses and scores are reduced over all ranks.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from rkdsc_core import distributed
 from rkdsc_core.config import Config, to_dict
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.transforms import Normalisation
@@ -121,8 +123,10 @@ def train_student(
         student = student.to(memory_format=torch.channels_last)
     if hasattr(student, "set_drop_path"):
         student.set_drop_path(s1.drop_path)
+    distributed.check_batch(s1.batch_size, "stage1.batch_size")
     distiller = Distiller(
-        student, KDWeights(s1.feature_weight, s1.kl_weight, s1.ce_weight, s1.temperature)
+        distributed.wrap(student),  # forward through DDP; checkpoints hold `student` itself
+        KDWeights(s1.feature_weight, s1.kl_weight, s1.ce_weight, s1.temperature),
     )
     steps = num_batches(len(fit_idx), s1.batch_size, drop_last=True)
     opt = torch.optim.AdamW(student.parameters(), lr=s1.lr, weight_decay=s1.weight_decay)
@@ -144,13 +148,14 @@ def train_student(
             distiller,
             opt,
             sched,
-            iterate(train, fit_idx, s1.batch_size, rng, True, s1.augment),
+            iterate(train, fit_idx, s1.batch_size, rng, True, s1.augment, sharded=True),
             steps,
             f"stage1 {epoch + 1}/{s1.epochs}",
             s1.grad_clip,
             ctx.device,
         )
-        val = evaluate(student, train, val_idx, device=ctx.device) if n_val else {}
+        distributed.sync_buffers_(student)  # BatchNorm statistics as rank 0 has them
+        val = evaluate(student, train, val_idx, device=ctx.device, sharded=True) if n_val else {}
         history.append(
             {
                 "epoch": epoch,
@@ -189,21 +194,23 @@ def _epoch(
     device: torch.device,
 ) -> dict[str, float]:
     distiller.train()
-    sums: dict[str, float] = {}
+    sums: dict[str, float] = {}  # terms weighted by the samples of each (part of a) batch
     n = 0
     with progress(steps, desc) as bar:
         for batch in batches:
             terms = distiller.forward_train(batch.to(device))
             opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
+            (terms["loss"] * batch.loss_scale).backward()
             torch.nn.utils.clip_grad_norm_(distiller.student.parameters(), grad_clip)
             opt.step()
             sched.step()
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            n += 1
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(batch.y)
+            n += len(batch.y)
             bar.set_postfix(loss=f"{float(terms['loss'].detach()):.3f}", refresh=False)
             bar.update(1)
+    sums = distributed.all_reduce_sum({**sums, "#": n})
+    n = sums.pop("#")
     return {k: v / max(n, 1) for k, v in sums.items()}
 
 
@@ -218,7 +225,7 @@ def finish(
 ) -> dict:
     """Score on the test split; write weights, genotype and metrics; returns the metrics."""
     out = ctx.stage_dir
-    score = evaluate(student, test, device=ctx.device)
+    score = evaluate(student, test, device=ctx.device, sharded=True)
     shape = (1, *np.asarray(train.arrays.images.shape)[[3, 1, 2]].tolist())
     student = student.cpu()
     metrics = {
@@ -239,6 +246,8 @@ def finish(
         metrics["teacher_params"] = teacher["params"]
         metrics["param_ratio"] = metrics["params"] / teacher["params"]
     metrics["provenance"] = provenance(to_dict(ctx.cfg), ctx.cfg.seed)
+    if not ctx.is_main:  # rank 0 writes the weights and metrics
+        return metrics
     state = {k: v.detach().contiguous() for k, v in student.state_dict().items()}
     save_file(state, str(out / WEIGHTS_FILE), metadata={"student_spec": json.dumps(spec)})
     if "genotype" in spec:

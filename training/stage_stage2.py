@@ -1,5 +1,11 @@
 """Stage 2: train the CAT codec and head through the channel mix on a frozen (or slowly tuned)
-student, with teacher targets from the feature store (PAPER.md §4–5, DESIGN.md §3)."""
+student, with teacher targets from the feature store (PAPER.md §4–5, DESIGN.md §3).
+
+Under torchrun every rank draws the same global order, trains its part of each global batch through
+DDP (CAT, head and, when tuned, the student) and draws its own channel realisations from a
+generator seeded by (seed, epoch, rank); in one process the single seeded generator drives both, as
+before. A final partial batch smaller than the number of ranks is skipped under torchrun.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rkdsc_core import distributed
 from rkdsc_core.bundle import count_params
 from rkdsc_core.codec.cat import CATCodec, CATConfig
 from rkdsc_core.data.datasets import load_dataset
@@ -68,6 +75,19 @@ def validate(distiller: RobustDistiller, feats, z_t, logits_t, labels, mix, seed
     return res
 
 
+class _TrainStep(torch.nn.Module):
+    """One training forward as a single module (what DDP wraps): the student when it is tuned
+    (images → features), then the robust distiller's losses."""
+
+    def __init__(self, student: torch.nn.Module, distiller: RobustDistiller, tune: bool) -> None:
+        super().__init__()
+        self.student, self.distiller, self.tune = student, distiller, tune
+
+    def forward(self, inputs, z_t, l_t, labels, generator) -> dict[str, torch.Tensor]:
+        f = self.student(inputs)[0] if self.tune else inputs
+        return self.distiller.forward_train(f, z_t, l_t, labels, generator)
+
+
 def run(ctx: StageContext) -> dict:
     from rkdsc_core.channels import ChannelMix
 
@@ -99,6 +119,10 @@ def run(ctx: StageContext) -> dict:
         groups.append({"params": list(student.parameters()), "lr": s2.student_lr})
         params = params + groups[1]["params"]
     opt = torch.optim.AdamW(groups, weight_decay=1e-4)
+    distributed.check_batch(s2.batch_size, "stage2.batch_size")
+    step_module = distributed.wrap(  # a tuned student's own classifier is unused
+        _TrainStep(student, distiller, tune_student), find_unused_parameters=tune_student
+    )
     n_tr = tr.stop
     steps = max(1, s2.epochs * math.ceil(n_tr / s2.batch_size))
     max_lr = [g["lr"] for g in groups]
@@ -117,46 +141,56 @@ def run(ctx: StageContext) -> dict:
     for epoch in range(start, s2.epochs):
         distiller.train()
         student.train(tune_student)
-        order = torch.randperm(n_tr, generator=gen)
+        order = torch.randperm(n_tr, generator=gen)  # the same global order on every rank
+        step_gen = distributed.step_generator(gen, cfg.seed, epoch)
         sums: dict[str, float] = {}
         bar = tqdm(range(0, n_tr, s2.batch_size), desc=f"stage2 {epoch + 1}/{s2.epochs}")
         for i in bar:
-            idx = order[i : i + s2.batch_size]
+            batch = order[i : i + s2.batch_size]
+            if len(batch) < distributed.world_size():
+                continue  # a part for every rank or none (only a tiny last batch)
+            idx = distributed.part(batch)  # this rank's part of the global batch
             if tune_student:  # features through the student being tuned, with light augmentation
-                x = random_crop_flip(to_tensor(data.images[idx.numpy()], norm), generator=gen)
-                f = student(x.to(dev))[0]
+                inputs = random_crop_flip(
+                    to_tensor(data.images[idx.numpy()], norm), generator=step_gen
+                ).to(dev)
             else:
-                f = feats[idx].to(dev)
-            terms = distiller.forward_train(
-                f, z_t[idx].to(dev), l_t[idx].to(dev), labels[idx].to(dev), gen
+                inputs = feats[idx].to(dev)
+            terms = step_module(
+                inputs, z_t[idx].to(dev), l_t[idx].to(dev), labels[idx].to(dev), step_gen
             )
             opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
+            (terms["loss"] * distributed.loss_scale(len(idx), len(batch))).backward()
             torch.nn.utils.clip_grad_norm_(params, 5.0)
             opt.step()
             sched.step()
             for key, v in terms.items():
                 sums[key] = sums.get(key, 0.0) + float(v.detach()) * len(idx)
+            sums["#"] = sums.get("#", 0.0) + len(idx)
             bar.set_postfix(loss=f"{float(terms['loss']):.3f}", acc=f"{float(terms['acc']):.3f}")
+        sums = distributed.all_reduce_sum(sums)  # over the global batches
+        seen = sums.pop("#", n_tr)
+        distributed.sync_buffers_(step_module)
         distiller.eval()
         student.eval()
         if tune_student:
             feats = student_features(student, data.images, norm, dev)
         val = validate(distiller, feats[va], z_t[va], l_t[va], labels[va], mix, cfg.seed)
-        row = {"epoch": epoch, **{k: v / n_tr for k, v in sums.items()}, "val": val}
+        row = {"epoch": epoch, **{k: v / seen for k, v in sums.items()}, "val": val}
         history.append(row)
         log.info("stage2 epoch %d: %s", epoch, row)
         score = float(np.mean(list(val.values())))
         if score > best["score"]:
             best = {"score": score, "epoch": epoch}
-            torch.save(
-                {
-                    "cat": cat.state_dict(),
-                    "head": head.state_dict(),
-                    "student": student.state_dict(),
-                },
-                ctx.stage_dir / "best.pt",
-            )
+            if ctx.is_main:
+                torch.save(
+                    {
+                        "cat": cat.state_dict(),
+                        "head": head.state_dict(),
+                        "student": student.state_dict(),
+                    },
+                    ctx.stage_dir / "best.pt",
+                )
         ctx.save_checkpoint(
             {
                 "cat": cat.state_dict(),
@@ -170,22 +204,13 @@ def run(ctx: StageContext) -> dict:
                 "best": best,
             }
         )
+    distributed.barrier()  # rank 0 has written best.pt
     best_state = torch.load(ctx.stage_dir / "best.pt", weights_only=True)
     cat.load_state_dict(best_state["cat"])
     head.load_state_dict(best_state["head"])
     student.load_state_dict(best_state["student"])
     from safetensors.torch import save_file
 
-    if tune_student:
-        save_file(
-            {k: v.contiguous() for k, v in student.state_dict().items()},
-            str(ctx.stage_dir / "student.safetensors"),
-        )
-    save_file(
-        {k: v.contiguous() for k, v in cat.state_dict().items()},
-        str(ctx.stage_dir / "cat.safetensors"),
-    )
-    save_file(head.state_dict(), str(ctx.stage_dir / "head.safetensors"))
     metrics = {
         "student_tuned": tune_student,
         "student_spec": student_entry["spec"],
@@ -198,5 +223,17 @@ def run(ctx: StageContext) -> dict:
         "val_images": n_val,
         "provenance": provenance(config=None, seed=cfg.seed),
     }
+    if not ctx.is_main:  # rank 0 writes the weights and metrics
+        return metrics
+    if tune_student:
+        save_file(
+            {k: v.contiguous() for k, v in student.state_dict().items()},
+            str(ctx.stage_dir / "student.safetensors"),
+        )
+    save_file(
+        {k: v.contiguous() for k, v in cat.state_dict().items()},
+        str(ctx.stage_dir / "cat.safetensors"),
+    )
+    save_file(head.state_dict(), str(ctx.stage_dir / "head.safetensors"))
     ctx.write_json("metrics.json", metrics)
     return metrics

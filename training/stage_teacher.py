@@ -4,6 +4,9 @@ AdamW with linear warm-up and a cosine decay per step, label smoothing, shift/fl
 a checkpoint every epoch (`--resume` continues from it). Model selection uses the last
 `data.val_fraction` of the training split; the test split is only reported. Writes
 `teacher.safetensors` (spec in its metadata) and `metrics.json` into the stage folder.
+
+Under torchrun every rank draws the same global batch (and its augmentation) and trains on its
+part through DDP; accuracies are counted on parts of the splits and summed across ranks.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from rkdsc_core import distributed
 from rkdsc_core.config import Config, to_dict
 from rkdsc_core.data.datasets import ImageArrays, load_dataset
 from rkdsc_core.data.transforms import Normalisation, random_crop_flip, to_tensor
@@ -88,10 +92,13 @@ def accuracy(
     idx: np.ndarray | None = None,
     batch_size: int = 256,
 ) -> float:
-    """Top-1 accuracy of `teacher` on `data` (images `idx`, default all); restores train mode."""
+    """Top-1 accuracy of `teacher` on `data` (images `idx`, default all); restores train mode.
+    Under torchrun each rank scores its part of `idx` and the counts are summed."""
     was_training = teacher.training
     teacher.eval()
     idx = np.arange(len(data)) if idx is None else idx
+    total = len(idx)
+    idx = distributed.part(idx)
     correct = 0
     bar = tqdm(
         range(0, len(idx), batch_size), desc="teacher eval", leave=False, mininterval=_BAR_INTERVAL
@@ -101,7 +108,8 @@ def accuracy(
         logits = teacher.logits(to_tensor(data.images[sl], norm).to(device))
         correct += int((logits.argmax(1).cpu().numpy() == data.labels[sl]).sum())
     teacher.train(was_training)
-    return correct / max(len(idx), 1)
+    correct = distributed.all_reduce_sum({"correct": correct})["correct"]
+    return correct / max(total, 1)
 
 
 def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
@@ -111,7 +119,10 @@ def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
     return 0.5 * peak * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def _train_epoch(ctx, teacher, opt, data, norm, train_idx, epoch, step0, total, warmup) -> dict:
+def _train_epoch(
+    ctx, teacher, model, opt, data, norm, train_idx, epoch, step0, total, warmup
+) -> dict:
+    """One epoch; `model` is `teacher` or its DDP wrapper (the one to run forward through)."""
     tc, dev = ctx.cfg.teacher, ctx.device
     gen = torch.Generator().manual_seed(ctx.cfg.seed * 1_000 + epoch)
     order = train_idx[torch.randperm(len(train_idx), generator=gen).numpy()]
@@ -128,22 +139,26 @@ def _train_epoch(ctx, teacher, opt, data, norm, train_idx, epoch, step0, total, 
     for i in bar:
         sl = order[i * tc.batch_size : (i + 1) * tc.batch_size]
         x = to_tensor(data.images[sl], norm)
-        if tc.augment:
+        if tc.augment:  # drawn for the global batch: the same draws under any world size
             x = random_crop_flip(x, pad=2, flip=True, generator=gen)
         y = torch.as_tensor(data.labels[sl])
-        x, y = x.to(dev), y.to(dev)
+        lo, hi = distributed.part_bounds(len(sl))  # this rank's part of the global batch
+        x, y = x[lo:hi].to(dev), y[lo:hi].to(dev)
         for group in opt.param_groups:
             group["lr"] = _lr_at(step0 + i, total, warmup, tc.lr)
-        _, logits = teacher(x)
+        _, logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=tc.label_smoothing)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * distributed.loss_scale(hi - lo, len(sl))).backward()
         opt.step()
-        loss_sum += float(loss.detach()) * len(sl)
+        loss_sum += float(loss.detach()) * (hi - lo)
         correct += int((logits.argmax(1) == y).sum())
-        seen += len(sl)
+        seen += hi - lo
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
-    return {"train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
+    distributed.sync_buffers_(teacher)
+    tot = distributed.all_reduce_sum({"loss": loss_sum, "correct": correct, "seen": seen})
+    seen = max(tot["seen"], 1)
+    return {"train_loss": tot["loss"] / seen, "train_accuracy": tot["correct"] / seen}
 
 
 def _validate_resume(state: dict, teacher: Teacher) -> None:
@@ -186,6 +201,7 @@ def run(ctx: StageContext) -> dict:
         raise RkdscError(
             f"teacher.batch_size={tc.batch_size} exceeds the {len(train_idx)} training images"
         )
+    distributed.check_batch(tc.batch_size, "teacher.batch_size")
     total, warmup = steps * tc.epochs, max(1, int(tc.warmup_epochs * steps))
 
     history: list[dict] = []
@@ -198,11 +214,12 @@ def run(ctx: StageContext) -> dict:
         opt.load_state_dict(state["optimizer"])
         history, best, start = state["history"], state["best"], int(state["epoch"])
     spec_json = json.dumps(teacher.spec.to_dict(), sort_keys=True)
+    model = distributed.wrap(teacher)
 
     for epoch in range(start, tc.epochs):
         t0 = time.time()
         row = _train_epoch(
-            ctx, teacher, opt, data, norm, train_idx, epoch, epoch * steps, total, warmup
+            ctx, teacher, model, opt, data, norm, train_idx, epoch, epoch * steps, total, warmup
         )
         row["seconds"] = time.time() - t0
         row["val_accuracy"] = accuracy(teacher, data, norm, ctx.device, val_idx) if n_val else None
@@ -236,6 +253,8 @@ def _finish(ctx, teacher, test, norm, history, best, n_val) -> dict:
         teacher.load_state_dict(best["model"])
     teacher.eval()
     test_acc = accuracy(teacher, test, norm, ctx.device)
+    if not ctx.is_main:  # rank 0 writes the weights and metrics
+        return {"test_accuracy": test_acc, "best_epoch": best["epoch"]}
     prov = provenance(to_dict(cfg), cfg.seed)
     path = save_teacher(
         teacher.cpu(),

@@ -10,6 +10,10 @@ Augmentation trade-off: view 0 is the clean image; views 1..V-1 are fixed random
 and horizontal flips whose parameters are stored, so a student can be shown exactly the image
 the teacher saw (`apply_view`). V views cost V teacher passes once and V× the disk, instead of a
 teacher pass per batch per epoch; the price is a finite set of augmentations.
+
+Under torchrun an entry is built once, sharded: rank 0 decides whether it exists and creates the
+arrays, every rank fills its contiguous part of the images, rank 0 publishes it, and all ranks
+then read it (the store root must be on a filesystem every rank sees).
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from rkdsc_core import distributed
 from rkdsc_core.data.targets import TeacherTargets
 from rkdsc_core.data.transforms import Normalisation, to_tensor
+from rkdsc_core.errors import RkdscError
 
 log = logging.getLogger(__name__)
 
@@ -204,11 +210,22 @@ class FeatureStore:
     ) -> StoreEntry:
         """Serve the entry for these inputs, computing it first when absent."""
         key = self.make_key(teacher, dataset, split, images, labels, norm, views, pad, seed)
-        entry = self.lookup(key)
-        if entry is not None:
+        entry = self.lookup(key) if distributed.is_main() else None
+        if distributed.broadcast_object(entry is not None):  # rank 0 decides for every rank
+            entry = entry or self._lookup_shared(key)
             log.info("feature store: hit %s", entry.path)
             return entry
         return self.build(key, teacher, images, norm, views, pad, seed, batch_size, device)
+
+    def _lookup_shared(self, key: StoreKey) -> StoreEntry:
+        entry = self.lookup(key)
+        if entry is None:
+            raise RkdscError(
+                f"rank {distributed.rank()}: feature-store entry {self.entry_dir(key)} written by "
+                "rank 0 is not visible here: put store.root (and out_dir) on a filesystem that "
+                "every node shares"
+            )
+        return entry
 
     @torch.inference_mode()
     def build(
@@ -223,22 +240,42 @@ class FeatureStore:
         batch_size: int = 256,
         device: torch.device | str = "cpu",
     ) -> StoreEntry:
-        """Run `teacher` over every view of `images uint8 [N,H,W,C]` and store the outputs."""
+        """Run `teacher` over every view of `images uint8 [N,H,W,C]` and store the outputs
+        (under torchrun: each rank over its part of the images, see the module docstring)."""
         final = self.entry_dir(key)
-        tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        main, sharded = distributed.is_main(), distributed.is_active()
+        tmp = final.with_name(f"{final.name}.tmp-" + ("ranks" if sharded else str(os.getpid())))
         n, t0 = len(images), time.time()
         params = view_params(n, views, pad, seed)
         was_training = teacher.training
         teacher.eval()
         dim, classes = teacher.spec.embed_dim, teacher.spec.num_classes
-        emb = np.lib.format.open_memmap(tmp / "embeddings.npy", "w+", np.float32, (views, n, dim))
-        logits = np.lib.format.open_memmap(
-            tmp / "logits.npy", "w+", np.float32, (views, n, classes)
-        )
-        np.save(tmp / "views.npy", params)
-        starts = range(0, n, batch_size)
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            emb = np.lib.format.open_memmap(
+                tmp / "embeddings.npy", "w+", np.float32, (views, n, dim)
+            )
+            logits = np.lib.format.open_memmap(
+                tmp / "logits.npy", "w+", np.float32, (views, n, classes)
+            )
+            np.save(tmp / "views.npy", params)
+        if sharded:  # the other ranks open the arrays rank 0 created
+            if main:
+                emb.flush()
+                logits.flush()
+            distributed.barrier()
+            if not main:
+                try:
+                    emb = np.load(tmp / "embeddings.npy", mmap_mode="r+")
+                    logits = np.load(tmp / "logits.npy", mmap_mode="r+")
+                except OSError as exc:
+                    raise RkdscError(
+                        f"rank {distributed.rank()}: cannot open {tmp} created by rank 0 ({exc}): "
+                        "put store.root on a filesystem that every node shares"
+                    ) from None
+        lo, hi = distributed.part_bounds(n)
+        starts = range(lo, hi, batch_size)
         bar = tqdm(
             total=views * len(starts),
             desc=f"teacher store {key.dataset}/{key.split}",
@@ -246,9 +283,10 @@ class FeatureStore:
         )
         for v in range(views):
             for s in starts:
-                x = to_tensor(images[s : s + batch_size], norm)
+                stop = min(s + batch_size, hi)
+                x = to_tensor(images[s:stop], norm)
                 if v > 0:
-                    x = apply_view(x, params[v, s : s + batch_size], pad)
+                    x = apply_view(x, params[v, s:stop], pad)
                 e, lg = teacher(x.to(device))
                 emb[v, s : s + len(x)] = e.float().cpu().numpy()
                 logits[v, s : s + len(x)] = lg.float().cpu().numpy()
@@ -258,6 +296,10 @@ class FeatureStore:
         emb.flush()
         logits.flush()
         del emb, logits
+        distributed.barrier()  # every part is written
+        if not main:
+            distributed.barrier()  # rank 0 publishes the entry
+            return self._lookup_shared(key)
         manifest = {
             "format": STORE_FORMAT,
             "key": dataclasses.asdict(key),
@@ -282,5 +324,6 @@ class FeatureStore:
             manifest["seconds"],
         )
         entry = self.lookup(key)
+        distributed.barrier()
         assert entry is not None, f"freshly built entry {final} does not load"
         return entry

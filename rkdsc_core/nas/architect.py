@@ -3,6 +3,10 @@
 First order (default) uses ∇α L_val(w, α). Second order (DARTS eq. 7) unrolls one virtual weight
 step w' = w − ξ∇w L_train(w, α) and subtracts ξ·∇²_{α,w} L_train · ∇w' L_val, the Hessian-vector
 product taken by finite differences.
+
+Under torchrun each rank holds its part of the global batches (`Batch.global_n`): the gradients it
+computes (∇α, and for the second order the virtual step's ∇w and ∇w' L_val) are scaled by the
+part's share and averaged across ranks, so every rank applies the global-batch α update.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rkdsc_core import distributed
 from rkdsc_core.distill.batches import Batch
 from rkdsc_core.nas.objective import SearchObjective
 from rkdsc_core.nas.supernet import Supernet
@@ -51,7 +56,8 @@ class Architect:
             terms, grads = self._unrolled_grads(train_batch, val_batch, w_lr, w_optimizer)
         else:
             terms = self.objective.arch_loss(self.model, val_batch)
-            grads = torch.autograd.grad(terms["loss"], alphas)
+            grads = [g * val_batch.loss_scale for g in torch.autograd.grad(terms["loss"], alphas)]
+        grads = _global_mean(grads)
         for a, g in zip(alphas, grads):
             a.grad = g.detach()
         self.optimizer.step()
@@ -68,6 +74,12 @@ class Architect:
         weights = list(self.model.weight_parameters())
         loss = self.objective.weight_loss(self.model, train_batch)["loss"]
         grads = torch.autograd.grad(loss, weights, allow_unused=True)
+        grads = _global_mean(
+            [
+                torch.zeros_like(w) if g is None else g * train_batch.loss_scale
+                for w, g in zip(weights, grads)
+            ]
+        )
         group = w_optimizer.param_groups[0] if w_optimizer is not None else {}
         momentum, wd = group.get("momentum", 0.0), group.get("weight_decay", 0.0)
         with torch.no_grad():
@@ -93,8 +105,10 @@ class Architect:
         )
         d_alpha = list(grads[:2])
         d_w = [torch.zeros_like(w) if g is None else g for w, g in zip(v_weights, grads[2:])]
+        d_w = _global_mean([g * val_batch.loss_scale for g in d_w])  # one vector on every rank
         hessian = self._hessian_vector(d_w, train_batch)
-        return terms, [da - w_lr * h for da, h in zip(d_alpha, hessian)]
+        s_val, s_train = val_batch.loss_scale, train_batch.loss_scale
+        return terms, [da * s_val - w_lr * h * s_train for da, h in zip(d_alpha, hessian)]
 
     def _hessian_vector(self, vector: list[torch.Tensor], train_batch: Batch) -> list[torch.Tensor]:
         """(∇α L_train(w + εv) − ∇α L_train(w − εv)) / 2ε with ε = 0.01/‖v‖."""
@@ -113,4 +127,13 @@ class Architect:
         with torch.no_grad():  # restore exactly (adding and subtracting ε·v would round)
             for w, w0 in zip(weights, saved):
                 w.copy_(w0)
+        # the caller averages these across ranks (each with its part of the training batch)
         return [(gp - gn) / (2.0 * eps) for gp, gn in zip(*grads)]
+
+
+def _global_mean(grads: list[torch.Tensor]) -> list[torch.Tensor]:
+    """`grads` averaged across ranks (the list itself in one process)."""
+    if distributed.is_active():
+        grads = [g.detach().clone() for g in grads]
+        distributed.all_reduce_mean_(grads)
+    return grads

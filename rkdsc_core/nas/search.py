@@ -2,6 +2,8 @@
 
 `SupernetSearch` owns supernet, cost table, objective, both optimisers and the LR schedule; its
 whole state round-trips through `state_dict()` so a stage can resume after an interruption.
+Under torchrun the weight step runs through a DDP wrapper of the supernet (α included) and the
+architect averages the α gradients across ranks; the state holds the un-wrapped supernet.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rkdsc_core import distributed
 from rkdsc_core.config import SearchConfig
 from rkdsc_core.distill.batches import Batch
 from rkdsc_core.distill.losses import KDWeights
@@ -57,6 +60,7 @@ class SupernetSearch:
         self.model = Supernet(self.space, macro, generator=generator).to(self.device)
         if self.device.type == "cpu":  # oneDNN is much faster in channels-last on small maps
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.ddp = distributed.wrap(self.model)  # the model itself in one process
         cost = build_cost_table(self.space, macro, image_size, cfg.cost_metric)
         self.objective = SearchObjective(
             search_objective_weights(cfg), cost, cfg.lambda_cost, cfg.cost_budget
@@ -93,9 +97,9 @@ class SupernetSearch:
         self.scheduler.load_state_dict(state["scheduler"])
 
     def _w_step(self, batch: Batch) -> dict[str, float]:
-        terms = self.objective.weight_loss(self.model, batch)
+        terms = self.objective.weight_loss(self.ddp, batch)
         self.w_optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
+        (terms["loss"] * batch.loss_scale).backward()
         torch.nn.utils.clip_grad_norm_(list(self.model.weight_parameters()), self.cfg.w_grad_clip)
         self.w_optimizer.step()
         self.scheduler.step()
@@ -105,26 +109,29 @@ class SupernetSearch:
         self, epoch: int, pairs: Iterable[tuple[Batch, Batch]], progress: Any = None
     ) -> dict[str, float]:
         """One epoch over `(w batch, α batch)` pairs; α is frozen during warm-up epochs. Returns
-        the mean loss terms, prefixed `w_` (training split) and `a_` (α split)."""
+        the mean loss terms, prefixed `w_` (training split) and `a_` (α split); under torchrun
+        the pairs are this rank's parts and the means are over the global batches."""
         self.model.train()
         update_alpha = epoch >= self.cfg.warmup_epochs
-        sums: dict[str, float] = {}
-        n = 0
+        sums: dict[str, float] = {}  # terms weighted by the samples of each (part of a) batch
         for w_batch, a_batch in pairs:
             w_batch, a_batch = w_batch.to(self.device), a_batch.to(self.device)
-            terms: dict[str, float] = {}
             if update_alpha:
                 lr = self.scheduler.get_last_lr()[0]
                 a_terms = self.architect.step(w_batch, a_batch, lr, self.w_optimizer)
-                terms.update({f"a_{k}": v for k, v in a_terms.items()})
-            terms.update({f"w_{k}": v for k, v in self._w_step(w_batch).items()})
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v
-            n += 1
+                for k, v in a_terms.items():
+                    sums[f"a_{k}"] = sums.get(f"a_{k}", 0.0) + v * len(a_batch.y)
+                sums["#a"] = sums.get("#a", 0.0) + len(a_batch.y)
+            w_terms = self._w_step(w_batch)
+            for k, v in w_terms.items():
+                sums[f"w_{k}"] = sums.get(f"w_{k}", 0.0) + v * len(w_batch.y)
+            sums["#w"] = sums.get("#w", 0.0) + len(w_batch.y)
             if progress is not None:
-                progress.set_postfix(loss=f"{terms['w_loss']:.3f}", refresh=False)
+                progress.set_postfix(loss=f"{w_terms['loss']:.3f}", refresh=False)
                 progress.update(1)
-        return {k: v / max(n, 1) for k, v in sums.items()}
+        distributed.sync_buffers_(self.model)  # BatchNorm statistics as rank 0 has them
+        sums = distributed.all_reduce_sum(sums)
+        return {k: v / max(sums["#" + k[0]], 1) for k, v in sums.items() if k[0] != "#"}
 
     def genotype(self) -> Genotype:
         return derive(
