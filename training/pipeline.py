@@ -1,8 +1,8 @@
 """Runs training stages in order; each stage is a function `run(ctx: StageContext) -> dict`.
 
 Under torchrun every rank runs every stage (data-parallel, see `rkdsc_core.distributed`) except
-`export`, which rank 0 runs alone; all ranks meet at a barrier after each stage, so a stage always
-reads complete outputs of the stages before it.
+`export`, which rank 0 runs alone while the others finish; all ranks meet at a barrier after each
+other stage, so a stage always reads complete outputs of the stages before it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from rkdsc_train.context import StageContext, resolve_device
 log = logging.getLogger(__name__)
 
 # name -> "module:function"; a stage's module is imported only when that stage runs.
-MAIN_ONLY = ("export",)  # stages rank 0 runs alone under torchrun (no training in them)
 STAGES: dict[str, str] = {
     "teacher": "rkdsc_train.stage_teacher:run",
     "store": "rkdsc_train.stage_store:run",
@@ -30,6 +29,9 @@ STAGES: dict[str, str] = {
     "baselines": "rkdsc_train.stage_baselines:run",
     "export": "rkdsc_train.stage_export:run",
 }
+# Stages rank 0 runs alone under torchrun (no training in them; last in STAGES, so the other ranks
+# need not wait for them — a long export cannot run into the process-group timeout).
+MAIN_ONLY = ("export",)
 
 
 def _stage_fn(name: str):
@@ -66,8 +68,11 @@ def run_pipeline(config_path, overrides, stages=None, resume=False) -> dict:
                 ctx.stage_dir,
                 f", {distributed.world_size()} ranks" if distributed.is_active() else "",
             )
-            if distributed.is_main() or name not in MAIN_ONLY:
+            if name in MAIN_ONLY:
+                if distributed.is_main():
+                    results[name] = fn(ctx)
+            else:
                 results[name] = fn(ctx)
-            distributed.barrier()
+                distributed.barrier()
             log.info("stage %s: done in %.1f s", name, time.time() - t0)
     return results
