@@ -10,6 +10,7 @@ the smoke config: losses differ by ≤ 3.3 %, accuracies by ≤ 0.07.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -294,7 +295,8 @@ def test_a_killed_rank_fails_the_run_fast_and_resume_continues_on_one_process(ru
             proc.wait()
     assert proc.returncode != 0
     assert waited < 60, f"the run took {waited:.0f} s to fail after a rank was killed"
-    assert "Signal 9 (SIGKILL)" in err and "rank      : 1" in err, err[-3000:]
+    # torchrun's summary names the killed rank and its signal
+    assert "Signal 9 (SIGKILL)" in err and re.search(r"rank\s*:\s*1\b", err), err[-3000:]
     first = torch.load(ckpt, weights_only=True)
     done = first["epoch"]
     assert done < epochs - 1, "the stage finished before the kill"
