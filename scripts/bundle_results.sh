@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Regenerate every results/ file that depends on the default bundle (the figures in the README),
+# after the bundle changes. Each command records itself, the git sha and its settings in its JSON.
+# Usage: scripts/bundle_results.sh [BUNDLE]    (default: the shipped bundle; ~35 min on 2 cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${1:-default}
+R=.venv/bin/rkdsc
+export OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1
+set -x
+$R eval --bundle "$B" --clean --n 10000 --json results/eval_clean.json
+$R eval --bundle "$B" --channel awgn --channel rayleigh --rate 16 --n 2000 --rate-snr 0 \
+  --json results/eval_k16.json --plot results/eval_k16.png
+$R eval --bundle "$B" --channel awgn --channel rayleigh --snr=-5,0,5 --rate 16 --n 2000 \
+  --json results/eval_criteria_k16.json
+$R loopback --bundle "$B" --phy symbol --channel awgn --snr 10,0 --rate 16 --n 1000 \
+  --json results/loopback_symbol_k16.json
+$R loopback --bundle "$B" --phy waveform --channel awgn --snr 10,0 --rate 16 --n 1000 \
+  --json results/loopback_waveform_k16.json
+$R demo --bundle "$B"
+scripts/run_baselines.sh "$B"
