@@ -3,12 +3,23 @@
 Shapes at this boundary (DESIGN.md §2): images `uint8 [B, H, W, C]`, symbols `complex64 [B, K]`,
 logits `float32 [B, C]`. Inputs are checked and bad ones raise ValueError with a one-line message
 (GNU Radio blocks catch it and drop the PDU). Inference runs under `torch.inference_mode`.
+
+Cheaper paths than the training modules, each equal to them within float tolerance and per sample
+(every module is in eval mode, so no sample depends on its batch-mates):
+- the transmitter runs the student with BatchNorm folded into the preceding convolutions
+  (TorchScript freeze, else `torch.fx`; checked against the module at first use, which is used
+  itself if neither works);
+- the receiver runs the CAT decoder on the K received symbols only, not padded to K_max (padding
+  is masked out of attention, so it changes nothing but the cost);
+- the transmitter and the receiver hold separate locks, so a TX and an RX block run concurrently.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -52,13 +63,23 @@ class Bundle:
         self.rates = tuple(int(k) for k in self.manifest["cat"]["spec"]["rates"])
         self.k_max = int(self.manifest["cat"]["spec"]["k_max"])
         self._teacher = None
-        self._lock = threading.Lock()  # modules are shared by blocks in several threads
+        self._fast_student = None
+        # modules are shared by blocks in several threads; TX and RX use disjoint modules
+        self._tx_lock = threading.Lock()
+        self._rx_lock = threading.Lock()
 
     @property
     def teacher(self):
         if self._teacher is None:
             self._teacher = load_component(self.path, "teacher", self.manifest).to(self.device)
         return self._teacher
+
+    def inference_student(self) -> torch.nn.Module:
+        """The student with BatchNorm folded into its convolutions (built once; the student
+        itself when folding fails or disagrees with it). Call with the TX lock held."""
+        if self._fast_student is None:
+            self._fast_student = _fold_batchnorm(self.student, self.image_shape, self.device)
+        return self._fast_student
 
     def check_rate(self, rate: int) -> int:
         rate = int(rate)
@@ -67,7 +88,10 @@ class Bundle:
         return rate
 
     def transmitter(self, rate: int) -> Transmitter:
-        return Transmitter(self, self.check_rate(rate))
+        rate = self.check_rate(rate)
+        with self._tx_lock:
+            self.inference_student()  # built now, not in the first encode of a running graph
+        return Transmitter(self, rate)
 
     def receiver(self) -> Receiver:
         return Receiver(self)
@@ -109,11 +133,11 @@ class Transmitter:
                 f"got {images.dtype} {list(images.shape)}"
             )
         x = to_tensor(images, b.norm).to(b.device)
-        return b.student(x)[0]
+        return b.inference_student()(x)[0]
 
     def encode(self, images: np.ndarray, snr_db: float | None = None) -> np.ndarray:
         b = self.bundle
-        with b._lock, torch.inference_mode():
+        with b._tx_lock, torch.inference_mode():
             feat = self.features(images)
             sym = b.cat.encode(feat, self.rate, snr_db)[:, : self.rate]
         return sym.cpu().numpy().astype(np.complex64)
@@ -152,12 +176,10 @@ class Receiver:
                 raise ValueError("with csi, snr_db is the channel's average SNR: scalar or [B]")
             n0 = noise_variance(snr[:, 0])
             yt, snr = mmse_equalize(yt, torch.from_numpy(h), n0)
-        pad = bun.k_max - k
-        yt = torch.nn.functional.pad(yt, (0, pad))
-        snr = torch.nn.functional.pad(snr, (0, pad))
-        mask = torch.arange(bun.k_max).unsqueeze(0) < k
-        with bun._lock, torch.inference_mode():
-            feat = bun.cat.decode(yt.to(bun.device), snr.to(bun.device), mask.expand(b, -1))
+        # all k symbols received: the decoder runs on width k (see the module docstring)
+        mask = torch.ones(b, k, dtype=torch.bool, device=bun.device)
+        with bun._rx_lock, torch.inference_mode():
+            feat = bun.cat.decode(yt.to(bun.device), snr.to(bun.device), mask)
             logits = bun.head(feat)
         return logits.float().cpu().numpy()
 
@@ -165,6 +187,42 @@ class Receiver:
         """(classes int64 [B], logits float32 [B, C])."""
         logits = self.decode(symbols, snr_db, csi)
         return logits.argmax(1).astype(np.int64), logits
+
+
+def _fold_batchnorm(student: torch.nn.Module, image_shape, device) -> torch.nn.Module:
+    """`student` for inference with eval-mode BatchNorm folded into the convolutions before it:
+    traced and frozen by TorchScript (fastest on CPU), else folded by torch.fx; each kept only if
+    it matches `student` on a probe batch, else `student` itself."""
+    if student.training:
+        return student
+    h, w, c = image_shape
+    gen = torch.Generator().manual_seed(0)
+    probe = torch.randn(3, c, h, w, generator=gen).to(device)
+    check = torch.randn(5, c, h, w, generator=gen).to(device)  # another batch size
+    with torch.inference_mode():
+        want = student(check)[0]
+
+    def jit():
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # torch.jit's deprecation notice (it still works)
+            return torch.jit.freeze(torch.jit.trace(copy.deepcopy(student), probe))
+
+    def fx():
+        from torch.fx.experimental.optimization import fuse
+
+        return fuse(student)  # a traced copy; `student` is left as it is
+
+    for name, make in (("torchscript", jit), ("torch.fx", fx)):
+        try:
+            fast = make()
+            with torch.inference_mode():
+                got = fast(check)[0]
+            if got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=1e-4):
+                return fast
+            log.debug("BatchNorm folding by %s changed the student's output", name)
+        except Exception as exc:  # noqa: BLE001 - an untraceable student still works unfolded
+            log.debug("BatchNorm folding by %s unavailable (%s: %s)", name, type(exc).__name__, exc)
+    return student
 
 
 _CACHE: dict[tuple[str, str], Bundle] = {}

@@ -111,7 +111,11 @@ class CATEncoder(nn.Module):
 
 class CATDecoder(nn.Module):
     """Equalised symbols complex [B, K_max] (zeros past k), per-symbol SNR dB [B, K_max] and a
-    mask bool [B, K_max] (True = received) → reconstructed feature float [B, D]."""
+    mask bool [B, K_max] (True = received) → reconstructed feature float [B, D].
+
+    A narrower width W <= K_max (symbols 1..W at positions 0..W-1) gives the same result as
+    zero-padding to K_max with the padding masked: masked keys take no part in attention.
+    """
 
     def __init__(self, cfg: CATConfig) -> None:
         super().__init__()
@@ -125,12 +129,12 @@ class CATDecoder(nn.Module):
         self.out = nn.Linear(cfg.d_model, cfg.feature_dim // cfg.tokens)
 
     def forward(self, y: torch.Tensor, snr_db: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        b = y.shape[0]
+        b, w = y.shape
         snr_in = _snr_input(snr_db)
-        sym = self.sym(torch.stack([y.real, y.imag, snr_in], -1)) + self.pos
+        sym = self.sym(torch.stack([y.real, y.imag, snr_in], -1)) + self.pos[:w]
         mean_snr = (snr_db * mask).sum(1) / mask.sum(1).clamp(min=1)
         q = self.queries.expand(b, -1, -1) + self.snr(mean_snr).unsqueeze(1)
-        pad = torch.cat([torch.zeros_like(mask[:, : self.cfg.tokens]), ~mask], 1)
+        pad = torch.cat([mask.new_zeros(b, self.cfg.tokens), ~mask], 1)
         out = self.body(torch.cat([q, sym], 1), src_key_padding_mask=pad)
         return self.out(self.norm(out[:, : self.cfg.tokens])).flatten(1)
 

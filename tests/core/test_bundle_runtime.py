@@ -113,3 +113,48 @@ def test_spec_mismatch_fails_clearly(tiny, tmp_path):
     (other / "manifest.yaml").write_text(yaml.safe_dump(mf))
     with pytest.raises(RkdscError, match="does not fit its spec"):
         Bundle(other)
+
+
+def test_fast_paths_equal_the_training_modules(tiny, images):
+    """The runtime's cheaper paths (BatchNorm folded into the student; the decoder run on the K
+    received symbols instead of K_max with masked padding) give what the modules give."""
+    import torch
+
+    from rkdsc_core.data.transforms import to_tensor
+
+    b = Bundle(tiny)
+    assert not b.student.training and b.inference_student() is not b.student  # folded copy
+    snr = np.linspace(-5, 15, len(images)).astype(np.float32)
+    for k in (1, 4, b.k_max):
+        y = b.transmitter(k).encode(images, 5.0)
+        with torch.inference_mode():
+            feat = b.student(to_tensor(images, b.norm))[0]
+            want = b.cat.encode(feat, k, 5.0)[:, :k].numpy()
+        np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+        logits = b.receiver().decode(y, snr)
+        pad = b.k_max - k
+        mask = (torch.arange(b.k_max) < k).expand(len(images), -1)
+        with torch.inference_mode():
+            s = torch.from_numpy(snr)[:, None].expand(-1, b.k_max)
+            padded = torch.nn.functional.pad(torch.from_numpy(y), (0, pad))
+            want = b.head(b.cat.decode(padded, s * mask, mask)).numpy()
+        np.testing.assert_allclose(logits, want, rtol=1e-5, atol=1e-5)
+
+
+def test_unfoldable_student_is_used_as_it_is(tiny, monkeypatch):
+    """If neither TorchScript nor torch.fx can fold the student, the runtime uses it unchanged."""
+    import torch
+
+    from rkdsc_core import runtime
+
+    b = Bundle(tiny)
+
+    def boom(*a, **k):
+        raise RuntimeError("no tracing here")
+
+    monkeypatch.setattr(torch.jit, "trace", boom)
+    monkeypatch.setattr(torch.fx, "symbolic_trace", boom)
+    import torch.fx.experimental.optimization as opt
+
+    monkeypatch.setattr(opt, "fuse", boom)
+    assert runtime._fold_batchnorm(b.student, b.image_shape, b.device) is b.student

@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -211,6 +212,14 @@ def test_symbol_channel_is_exact_without_noise():
             assert (r["csi_spread"] < 1e-6) == (ch in ("rayleigh", "rician")), (ch, r)
 
 
+def test_symbol_channel_passes_a_large_burst_whole():
+    """Thousands of PDUs at once, then the end of input: every one comes out, and the graph then
+    finishes by itself (pdu_to_tagged_stream used to stop with PDUs still queued)."""
+    r = run_scenario("channel_burst", n=6000)
+    for ch, res in r.items():
+        assert res["received"] == res["sent"] == 6000 and res["finished"], (ch, res)
+
+
 def test_symbol_channel_statistics():
     """Noise power is N0 = 10^(-SNR/10) per symbol; held Rayleigh gains are CN(0,1) per image."""
     r = run_scenario("channel_stats")
@@ -235,6 +244,25 @@ def test_semantic_tx_rx_match_the_runtime(tiny_bundle):
     assert r["logits_err"] < 1e-4 and r["classes_equal"]
     assert r["rates_before"] == [16] and r["rates_after"] == [4]
     assert r["meta_ok"]
+
+
+def test_batched_blocks_equal_the_unbatched_path(tiny_bundle):
+    """A backlog is encoded / decoded in batches of at most `max_batch` (the last one partial and
+    still sent, nothing left pending); every output equals the runtime on that PDU alone, leaves in
+    arrival order (also across K and CSI groups in the receiver), and the bad PDUs mixed into the
+    batches are counted as drops without costing any good one."""
+    r = run_scenario("batching", bundle=tiny_bundle)
+    for blk in ("tx", "rx"):
+        b = r[blk]
+        assert b["out_indices"] == list(range(b["good"])), blk  # all, in order
+        assert b["dropped"] == b["bad"] > 0, blk
+        assert b["pending"] == 0, blk
+        assert b["max_err"] < 1e-4, blk
+        assert sum(b["batch_sizes"]) == b["good"] and max(b["batch_sizes"]) <= 8, blk
+    assert max(r["tx"]["batch_sizes"]) == 8 and r["tx"]["batch_sizes"][-1] < 8  # partial: sent
+    # the receiver makes one decoder call per (K, CSI kind) in a batch of 8: 4 kinds here
+    assert len(r["rx"]["batch_sizes"]) <= 4 * -(-r["rx"]["good"] // 8) < r["rx"]["good"]
+    assert r["rx"]["classes_equal"]
 
 
 def test_image_source_and_accuracy_sink(tmp_path):
@@ -518,6 +546,119 @@ def _scenario_source_sink(json_path: str) -> dict:
     tb.msg_connect(src, "out", sink, "in")
     tb.run()  # the list source's "done" ends the graph; stop() writes the JSON
     out["sink"] = {"n": sink.count(), "correct": sink.correct(), "dropped": sink.dropped()}
+    return out
+
+
+def _scenario_channel_burst(n: int) -> dict:
+    from gnuradio import blocks, gr
+
+    import rkdsc_gr
+
+    out = {}
+    for ch in ("awgn", "rayleigh"):
+        msgs = [pdu for pdu, _ in _symbol_pdus(n, seed=1)]
+        tb = gr.top_block()
+        src, chan, dbg = (
+            _ListSource(msgs),
+            rkdsc_gr.symbol_channel(ch, 10.0),
+            blocks.message_debug(),
+        )
+        tb.msg_connect(src, "out", chan, "in")
+        tb.msg_connect(chan, "out", dbg, "store")
+        done = threading.Event()
+        tb.start()
+        threading.Thread(target=lambda t=tb, d=done: (t.wait(), d.set()), daemon=True).start()
+        finished = done.wait(60)
+        if not finished:
+            tb.stop()
+            tb.wait()
+        out[ch] = {"sent": n, "received": dbg.num_messages(), "finished": finished}
+    return out
+
+
+def _scenario_batching(bundle: str) -> dict:
+    """Backlogs posted before the graph starts, so the blocks see full batches of 8."""
+    import pmt
+    from gnuradio import blocks, gr
+
+    import rkdsc_gr
+    from rkdsc_core import runtime
+    from rkdsc_core.runtime import load_bundle
+    from rkdsc_gr._pdu import INDEX, make_pdu
+
+    sizes: dict[str, list[int]] = {"tx": [], "rx": []}
+    encode, classify = runtime.Transmitter.encode, runtime.Receiver.classify
+
+    def rec_encode(self, images, snr_db=None):
+        sizes["tx"].append(len(images))
+        return encode(self, images, snr_db)
+
+    def rec_classify(self, y, snr, csi=None):
+        sizes["rx"].append(len(y))
+        return classify(self, y, snr, csi)
+
+    runtime.Transmitter.encode, runtime.Receiver.classify = rec_encode, rec_classify
+    bun = load_bundle(bundle)
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (45, 28, 28, 1), dtype=np.uint8)
+
+    def meta(i, **kv):
+        d = pmt.dict_add(pmt.make_dict(), INDEX, pmt.from_long(i))
+        for key, v in kv.items():
+            d = pmt.dict_add(d, pmt.intern(key), v)
+        return d
+
+    tx_msgs, rx_msgs, rx_ref = [], [], []
+    for i, img in enumerate(images):
+        if i % 5 == 2:  # a bad PDU before every fifth good one
+            tx_msgs.append(make_pdu(meta(-1), np.zeros(100, np.uint8)))
+            rx_msgs.append(make_pdu(meta(-1), np.full(8, np.nan, np.complex64)))
+        tx_msgs.append(make_pdu(meta(i), img.ravel()))
+        k = (4, 16)[i % 2]
+        y = (rng.normal(size=k) + 1j * rng.normal(size=k)).astype(np.complex64)
+        snr = float(rng.uniform(-5, 15))
+        h = np.complex64(rng.normal() + 1j * rng.normal()) if i % 3 == 0 else None
+        kv = {"snr_db": pmt.from_double(snr)}
+        if h is not None:
+            kv["csi"] = pmt.from_complex(complex(h))
+        rx_msgs.append(make_pdu(meta(i, **kv), y))
+        rx_ref.append((y, snr, h))
+    out = {}
+    for name, make, msgs in (
+        ("tx", lambda: rkdsc_gr.semantic_tx(bundle, rate=8, max_batch=8), tx_msgs),
+        ("rx", lambda: rkdsc_gr.semantic_rx(bundle, max_batch=8), rx_msgs),
+    ):
+        tb = gr.top_block()
+        blk, dbg = make(), blocks.message_debug()
+        tb.msg_connect(blk, "out", dbg, "store")
+        for m in msgs:
+            blk.to_basic_block()._post(pmt.intern("in"), m)
+        tb.start()
+        _wait(lambda d=dbg: d.num_messages() >= len(images))
+        time.sleep(0.2)  # nothing more may come
+        tb.stop()
+        tb.wait()
+        got = _collect(dbg)
+        out[name] = {
+            "good": len(images),
+            "bad": len(msgs) - len(images),
+            "out_indices": [m["index"] for m, _ in got],
+            "dropped": blk.dropped(),
+            "pending": len(blk._pending),
+            "batch_sizes": list(sizes[name]),  # before the reference calls below
+        }
+        if name == "tx":
+            tx = bun.transmitter(8)
+            errs = [np.abs(v - tx.encode(images[m["index"]])[0]).max() for m, v in got]
+        else:
+            rx, errs, equal = bun.receiver(), [], True
+            for m, v in got:
+                y, snr, h = rx_ref[m["index"]]
+                cls, lg = rx.classify(y[None], [snr], csi=None if h is None else [h])
+                errs.append(np.abs(v - lg[0]).max())
+                equal &= m["class"] == int(cls[0]) and "csi" not in m and m["snr_db"] == snr
+            out[name]["classes_equal"] = bool(equal)
+        out[name]["max_err"] = float(max(errs))
     return out
 
 

@@ -1,5 +1,12 @@
-"""PDU ↔ stream ends of `symbol_channel`: the feeder before GNU Radio's channel blocks and the
-collector after them, sharing a FIFO of (metadata, length) so PDU boundaries survive the stream.
+"""PDU ↔ stream ends of `symbol_channel`: the feeder and source before GNU Radio's channel blocks
+and the collector after them, sharing a FIFO of (metadata, length) so PDU boundaries survive the
+stream.
+
+The feeder hands the source its sample chunks through a deque, not as PDUs to GNU Radio's
+`pdu_to_tagged_stream`: that block stops for good when its upstream has finished and its output
+buffer is momentarily too short for the next PDU, stranding the PDUs still queued (the end of a
+large fast batch never arrived; cf. gnuradio PR #7028). The source splits chunks across calls, so it
+returns nothing only when it has nothing, and only then finishes.
 
 `channels.channel_model` outputs y[m] = x[m + 3] (its MMSE resampler swallows the first 3 samples)
 and, while streaming, holds back the last 8 samples it was given plus a partial alignment chunk
@@ -37,20 +44,27 @@ log = logging.getLogger(__name__)
 
 LEAD = 3  # samples channel_model swallows at the start of its stream
 FLUSH = 24  # > 8 (resampler) + 15 (alignment chunk of up to 16 samples) it may hold back
-PORT_SYM = pmt.intern("sym")
-PORT_CTL = pmt.intern("ctl")
-_EMPTY = pmt.make_dict()
+PORT_WAKE = pmt.intern("wake")
+_WAKE = pmt.PMT_T
 
 
 class symbol_feeder(gr.basic_block):  # noqa: N801 - GNU Radio block naming
-    """Symbol PDU → payload PDU on `sym` (and a hold-control u8 PDU on `ctl`: 1 on the first symbol
-    of each image, for block fading); stamps `snr_db` and records (metadata, K) in `fifo`."""
+    """Symbol PDU → (samples, hold control) chunk in `chunks` for `symbol_source`, woken through
+    port `wake` (control: 1 on the first symbol of each image, for block fading); stamps
+    `snr_db` and records (metadata, K) in `fifo`."""
 
     def __init__(
-        self, fifo: deque, snr_db: float, max_symbols: int, hold: bool, keeps_csi: bool
+        self,
+        fifo: deque,
+        chunks: deque,
+        snr_db: float,
+        max_symbols: int,
+        hold: bool,
+        keeps_csi: bool,
     ) -> None:
         gr.basic_block.__init__(self, name="rkdsc_symbol_feeder", in_sig=None, out_sig=None)
         self._fifo = fifo
+        self._chunks = chunks
         self._snr = pmt.from_double(float(snr_db))
         self._max = int(max_symbols)
         self._hold = hold
@@ -60,9 +74,7 @@ class symbol_feeder(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         self._drops = DropCounter(log, "symbol_channel")
         self._lock = threading.Lock()
         self.message_port_register_in(PORT_IN)
-        self.message_port_register_out(PORT_SYM)
-        if hold:
-            self.message_port_register_out(PORT_CTL)
+        self.message_port_register_out(PORT_WAKE)
         self.set_msg_handler(PORT_IN, self._handle)
 
     def set_snr(self, snr_db: float) -> None:
@@ -77,11 +89,12 @@ class symbol_feeder(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         return True
 
     def _send(self, x: np.ndarray, first: int) -> None:
-        self.message_port_pub(PORT_SYM, make_pdu(_EMPTY, x))
+        ctl = None
         if self._hold:
             ctl = np.zeros(len(x), np.uint8)
             ctl[0] = first
-            self.message_port_pub(PORT_CTL, make_pdu(_EMPTY, ctl))
+        self._chunks.append((x, ctl))
+        self.message_port_pub(PORT_WAKE, _WAKE)  # after the append: the source cannot miss it
 
     @guarded
     def _handle(self, msg: pmt.pmt_t) -> None:
@@ -103,6 +116,53 @@ class symbol_feeder(gr.basic_block):  # noqa: N801 - GNU Radio block naming
                 self._fifo.append((None, FLUSH))
                 self._send(np.zeros(FLUSH, np.complex64), 0)
                 self._tail = False
+
+
+class symbol_source(gr.sync_block):  # noqa: N801 - GNU Radio block naming
+    """The feeder's chunks as a sample stream (and, with `with_ctl`, the hold-control stream as
+    a second, uint8 output). Messages on `wake` only wake it (and, at the end, finish it)."""
+
+    def __init__(self, chunks: deque, with_ctl: bool) -> None:
+        gr.sync_block.__init__(
+            self,
+            name="rkdsc_symbol_source",
+            in_sig=None,
+            out_sig=[np.complex64] + ([np.uint8] if with_ctl else []),
+        )
+        self._chunks = chunks
+        self._with_ctl = with_ctl
+        self._head: tuple[np.ndarray, np.ndarray | None] | None = None
+        self._pos = 0
+        self.message_port_register_in(PORT_WAKE)
+        self.set_msg_handler(PORT_WAKE, self._wake)
+
+    def _wake(self, msg: pmt.pmt_t) -> None:
+        pass  # the scheduler calls work() after handling messages
+
+    def work(self, input_items, output_items) -> int:
+        out = output_items[0]
+        ctl_out = output_items[1] if self._with_ctl else None
+        n = done = 0
+        try:
+            n = len(out)
+            while done < n:
+                if self._head is None:
+                    if not self._chunks:
+                        break
+                    self._head, self._pos = self._chunks.popleft(), 0
+                x, ctl = self._head
+                take = min(n - done, len(x) - self._pos)
+                out[done : done + take] = x[self._pos : self._pos + take]
+                if ctl_out is not None:
+                    ctl_out[done : done + take] = ctl[self._pos : self._pos + take]
+                done += take
+                self._pos += take
+                if self._pos == len(x):
+                    self._head = None
+        except Exception:  # noqa: BLE001 - never let an exception escape work()
+            log.exception("symbol_channel source: dropping the chunk in progress")
+            self._head = None
+        return done
 
 
 class symbol_collector(gr.sync_block):  # noqa: N801 - GNU Radio block naming

@@ -2,7 +2,8 @@
 
 A thin adapter over `rkdsc_core.runtime.Receiver`: with `csi` the receiver equalises (MMSE, perfect
 CSI) and hands the CAT decoder the effective per-symbol SNR; without it the symbols are taken as
-already equalised and `snr_db` as their SNR. Batched like `semantic_tx`.
+already equalised and `snr_db` as their SNR. Batched like `semantic_tx` (one decoder call per K
+and CSI kind in a batch); decisions leave in arrival order.
 """
 
 from __future__ import annotations
@@ -106,10 +107,12 @@ class semantic_rx(gr.basic_block):  # noqa: N801 - GNU Radio block naming
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
-        groups = defaultdict(list)  # one decoder call per (K, with csi)
-        for item in batch:
-            groups[(len(item[1]), item[3] is not None)].append(item)
-        for (_, with_csi), items in groups.items():
+        groups = defaultdict(list)  # one decoder call per (K, with csi): positions in the batch
+        for pos, item in enumerate(batch):
+            groups[(len(item[1]), item[3] is not None)].append(pos)
+        decided: list[tuple[int, np.ndarray] | None] = [None] * len(batch)
+        for (_, with_csi), where in groups.items():
+            items = [batch[p] for p in where]
             try:
                 y = np.stack([it[1] for it in items])
                 snr = np.array([it[2] for it in items], dtype=np.float32)
@@ -118,9 +121,15 @@ class semantic_rx(gr.basic_block):  # noqa: N801 - GNU Radio block naming
             except Exception as exc:  # noqa: BLE001 - drop the group, keep the block alive
                 self._drops.drop(f"decoder failed: {type(exc).__name__}: {exc}", len(items), True)
                 continue
-            for (meta, *_), cls, lg in zip(items, classes, logits):
-                out = pmt.dict_delete(meta, CSI) if with_csi else meta
-                out = pmt.dict_add(out, CLASS, pmt.from_long(int(cls)))
-                out = pmt.dict_add(out, CLASS_NAME, self._class_names[int(cls)])
-                self.message_port_pub(PORT_OUT, make_pdu(out, lg.astype(np.float32)))
-            self._decoded += len(items)
+            for p, cls, lg in zip(where, classes, logits):
+                decided[p] = (int(cls), lg.astype(np.float32))
+        for (meta, _, _, h), out in zip(batch, decided):  # in arrival order
+            if out is None:
+                continue
+            cls, lg = out
+            if h is not None:
+                meta = pmt.dict_delete(meta, CSI)
+            meta = pmt.dict_add(meta, CLASS, pmt.from_long(cls))
+            meta = pmt.dict_add(meta, CLASS_NAME, self._class_names[cls])
+            self.message_port_pub(PORT_OUT, make_pdu(meta, lg))
+            self._decoded += 1

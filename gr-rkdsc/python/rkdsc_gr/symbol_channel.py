@@ -1,9 +1,10 @@
 """`rkdsc_symbol_channel`: symbol PDUs through GNU Radio's own channel blocks at symbol rate.
 
-  in ► feeder ► pdu_to_tagged_stream ─┬───────────────────────► × ► channel_model ► collector ► out
-                                      └► 1 ► fading_model ► [hold] ─┤                      ▲ csi
-                                                                    └► skiphead(3) ────────┘
-The fading branch exists for fading channels only; the hold keeps one h per image.
+  in ► feeder ┄► source ─┬───────────────────────► × ► channel_model ► collector ► out
+                         └► 1 ► fading_model ► [hold] ─┤                      ▲ csi
+                                                       └► skiphead(3) ────────┘
+The fading branch exists for fading channels only; the hold keeps one h per image (its control
+stream is the source's second output). Feeder and source share a deque (see `_symbol_stream`).
 
 Rayleigh / Rician gains come from `channels.fading_model` run on a stream of ones, so the true
 per-symbol gains are known and travel with each PDU as `csi`; `semantic_rx` equalises with them
@@ -16,10 +17,10 @@ from __future__ import annotations
 import logging
 from collections import deque
 
-from gnuradio import blocks, channels, gr, pdu
+from gnuradio import blocks, channels, gr
 
 from rkdsc_core.channels import noise_voltage
-from rkdsc_gr._symbol_stream import LEAD, symbol_collector, symbol_feeder
+from rkdsc_gr._symbol_stream import LEAD, symbol_collector, symbol_feeder, symbol_source
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,9 @@ class symbol_channel(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         fading = channel != "awgn"
         hold = channel in ("rayleigh", "rician")
         fifo: deque = deque()
-        self.feeder = symbol_feeder(fifo, snr_db, max_symbols, hold=hold, keeps_csi=False)
+        chunks: deque = deque()
+        self.feeder = symbol_feeder(fifo, chunks, snr_db, max_symbols, hold, keeps_csi=False)
+        self.source = symbol_source(chunks, with_ctl=hold)
         self.collector = symbol_collector(fifo, with_csi=fading)
         self._noise = channels.channel_model(
             noise_voltage=noise_voltage(snr_db),
@@ -83,9 +86,9 @@ class symbol_channel(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         # channel_model's noise source runs ahead of the signal by a whole buffer; a small one
         # makes set_snr take effect within ~512 symbols instead of ~8k
         self._noise.set_max_output_buffer(NOISE_BUFFER)
-        to_stream = pdu.pdu_to_tagged_stream(gr.types.complex_t, "packet_len")
+        to_stream = (self.source, 0)
         self.msg_connect(self, "in", self.feeder, "in")
-        self.msg_connect(self.feeder, "sym", to_stream, "pdus")
+        self.msg_connect(self.feeder, "wake", self.source, "wake")
         self.msg_connect(self.collector, "out", self, "out")
         self._fader = None
         if not fading:
@@ -111,9 +114,8 @@ class symbol_channel(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         self.connect(gains, blocks.skiphead(gr.sizeof_gr_complex, LEAD), (self.collector, 1))
 
     def _hold(self, fader) -> gr.basic_block:
-        """Hold the fading gain of each image's first symbol (control stream from the feeder)."""
-        ctl = pdu.pdu_to_tagged_stream(gr.types.byte_t, "packet_len")
-        self.msg_connect(self.feeder, "ctl", ctl, "pdus")
+        """Hold the fading gain of each image's first symbol (control stream from the source)."""
+        ctl = (self.source, 1)
         split = blocks.complex_to_float()
         hold_i, hold_q = blocks.sample_and_hold_ff(), blocks.sample_and_hold_ff()
         join = blocks.float_to_complex()
