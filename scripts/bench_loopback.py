@@ -132,6 +132,7 @@ def main() -> None:
         "rate": args.rate,
         "cpus": cpus,
         "torch_threads": torch.get_num_threads(),
+        "env": {k: v for k, v in os.environ.items() if k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")},
         "cpu_model": platform.processor() or platform.machine(),
         "machine_cpus": os.cpu_count(),
         "load_avg_at_start": os.getloadavg(),

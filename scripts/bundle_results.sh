@@ -15,6 +15,7 @@ $R eval --bundle "$B" --channel awgn --channel rayleigh --snr=-5,0,5 --rate 16 -
   --json results/eval_criteria_k16.json
 $R loopback --bundle "$B" --phy symbol --channel awgn --snr 10,0 --rate 16 --n 1000 \
   --json results/loopback_symbol_k16.json
+.venv/bin/python scripts/bench_loopback.py --bundle "$B" --n 5000 --json results/bench_loopback.json
 $R loopback --bundle "$B" --phy waveform --channel awgn --snr 10,0 --rate 16 --n 1000 \
   --json results/loopback_waveform_k16.json
 $R demo --bundle "$B"
