@@ -180,6 +180,11 @@ class Stage2Config:
     cat_enc_layers: int = 2
     cat_dec_layers: int = 2
     val_limit: int = 2000  # held-out training images used to pick the best epoch
+    # Optional low-SNR phase after `epochs`: the same losses with the SNR drawn from
+    # [channel.snr_min_db, finetune_snr_max_db], the learning rate cosine-decayed from finetune_lr.
+    finetune_epochs: int = 0
+    finetune_snr_max_db: float = 10.0
+    finetune_lr: float = 2e-4
 
 
 @dataclass

@@ -11,7 +11,7 @@ set -x
 $R eval --bundle "$B" --clean --n 10000 --json results/eval_clean.json
 $R eval --bundle "$B" --channel awgn --channel rayleigh --rate 16 --n 2000 --rate-snr 0 \
   --json results/eval_k16.json --plot results/eval_k16.png
-$R eval --bundle "$B" --channel awgn --channel rayleigh --snr=-5,0,5 --rate 16 --n 2000 \
+$R eval --bundle "$B" --channel awgn --channel rayleigh --snr=-5,0,5 --rate 16 --n 10000 \
   --json results/eval_criteria_k16.json
 $R loopback --bundle "$B" --phy symbol --channel awgn --snr 10,0 --rate 16 --n 1000 \
   --json results/loopback_symbol_k16.json

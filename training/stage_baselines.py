@@ -1,7 +1,8 @@
 """Learned baselines of issue 11, trained the way stage 2 trains RKD-SC (PAPER.md, "The honest
 comparison"): the same training images (minus stage 2's validation images), the same channel mix
-and SNR range, the SNR hidden from the encoder as often as in stage 2, at K = `baselines.rate`,
-best epoch picked on the same validation points.
+and SNR range (and stage 2's optional low-SNR phase after the main epochs), the SNR hidden from
+the encoder as often as in stage 2, at K = `baselines.rate`, best epoch picked on the same
+validation points.
 
 - `deepjscc-cnn`: a CNN encoder → K symbols → MLP classifier, end to end, cross-entropy only (no
   teacher, no CAT);
@@ -49,7 +50,7 @@ from rkdsc_core.eval.learned_baselines import DeepJsccCnn, through_cat
 from rkdsc_core.provenance import provenance
 from rkdsc_train.artifacts import load_stage1_student
 from rkdsc_train.context import StageContext
-from rkdsc_train.stage_stage2 import cat_config
+from rkdsc_train.stage_stage2 import FinetunePhase, cat_config
 from rkdsc_train.targets import teacher_targets
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Trainee:
     step: Callable[[torch.Tensor, torch.Generator], dict[str, torch.Tensor]]
     predict: Callable[[torch.Tensor, nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
     epochs: int
+    use_mix: Callable[[ChannelMix], None]  # swap the training channel mix (low-SNR phase)
 
 
 @dataclass
@@ -109,7 +111,8 @@ def _cat_trainee(
         "cat": ("cat", cat_cfg.to_dict()),
         "head": ("head", {"in_features": feature_dim, "num_classes": num_classes}),
     }
-    return Trainee({**extra, "cat": cat, "head": head}, specs, step, predict, epochs)
+    modules = {**extra, "cat": cat, "head": head}
+    return Trainee(modules, specs, step, predict, epochs, lambda m: setattr(distiller, "mix", m))
 
 
 def make_trainee(name: str, ctx: StageContext, data: Data, num_classes: int) -> Trainee:
@@ -122,10 +125,10 @@ def make_trainee(name: str, ctx: StageContext, data: Data, num_classes: int) -> 
             "width": b.deepjscc_width,
         }
         model = DeepJsccCnn(**spec)
-        mix = ChannelMix.from_config(cfg.stage2.channel)
+        mix = {"train": ChannelMix.from_config(cfg.stage2.channel)}
 
         def step(idx, gen):
-            out = mix(model.encode(data.x(idx)), generator=gen)
+            out = mix["train"](model.encode(data.x(idx)), generator=gen)
             logits = model.decode(out.symbols)
             labels = data.labels[idx]
             loss = nn.functional.cross_entropy(logits, labels)
@@ -135,7 +138,12 @@ def make_trainee(name: str, ctx: StageContext, data: Data, num_classes: int) -> 
             return model.decode(channel(model.encode(data.x(idx)), snr, generator=gen).symbols)
 
         return Trainee(
-            {"model": model}, {"model": ("deepjscc_cnn", spec)}, step, predict, b.deepjscc_epochs
+            {"model": model},
+            {"model": ("deepjscc_cnn", spec)},
+            step,
+            predict,
+            b.deepjscc_epochs,
+            lambda m: mix.update(train=m),
         )
     if name == "single-stage":
         _, entry = load_stage1_student(ctx.run_dir)  # only its spec: the weights start fresh
@@ -201,6 +209,9 @@ def train_one(ctx: StageContext, name: str, t: Trainee, data: Data) -> dict:
     distributed.check_batch(b.batch_size, "baselines.batch_size")
     # single-stage trains a student whose own classifier is unused: let DDP skip such parameters
     step_module = distributed.wrap(_Step(t), find_unused_parameters=True)
+    s2 = ctx.cfg.stage2  # stage 2's optional low-SNR phase applies to the baselines too
+    ft = FinetunePhase(s2, opt, math.ceil(n_tr / b.batch_size))
+    total = t.epochs + s2.finetune_epochs
     start, history, best, best_state, seconds = 0, [], {"score": -1.0}, None, 0.0
     state = ctx.load_checkpoint()
     if state is not None:
@@ -211,14 +222,18 @@ def train_one(ctx: StageContext, name: str, t: Trainee, data: Data) -> dict:
         gen.set_state(state["gen"])
         start, history, best = state["epoch"] + 1, state["history"], state["best"]
         best_state, seconds = state["best_state"], state["seconds"]
-    for epoch in range(start, t.epochs):
+        ft.load_state_dict(state.get("finetune"))
+    for epoch in range(start, total):
+        if epoch >= t.epochs:
+            t.use_mix(ft.mix)
+            sched = ft.start()
         t0 = time.time()
         for m in t.modules.values():
             m.train()
         order = torch.randperm(n_tr, generator=gen)  # the same global order on every rank
         step_gen = distributed.step_generator(gen, seed, epoch)
         sums: dict[str, float] = {}
-        bar = tqdm(range(0, n_tr, b.batch_size), desc=f"{name} {epoch + 1}/{t.epochs}")
+        bar = tqdm(range(0, n_tr, b.batch_size), desc=f"{name} {epoch + 1}/{total}")
         for i in bar:
             batch = order[i : i + b.batch_size]
             if len(batch) < distributed.world_size():
@@ -259,6 +274,7 @@ def train_one(ctx: StageContext, name: str, t: Trainee, data: Data) -> dict:
                 "best": best,
                 "best_state": best_state,
                 "seconds": seconds,
+                "finetune": ft.state_dict(),
             }
         )
     components = {}
@@ -274,6 +290,8 @@ def train_one(ctx: StageContext, name: str, t: Trainee, data: Data) -> dict:
         "name": name,
         "rate": ctx.cfg.baselines.rate,
         "epochs": t.epochs,
+        "finetune_epochs": ctx.cfg.stage2.finetune_epochs,
+        "finetune_snr_max_db": ctx.cfg.stage2.finetune_snr_max_db,
         "batch_size": b.batch_size,
         "lr": b.lr,
         "train_images": n_tr,

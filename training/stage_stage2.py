@@ -9,6 +9,7 @@ before. A final partial batch smaller than the number of ranks is skipped under 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 
@@ -23,6 +24,7 @@ from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.transforms import Normalisation, random_crop_flip, to_tensor
 from rkdsc_core.distill.losses import KDWeights
 from rkdsc_core.distill.robust import RobustDistiller
+from rkdsc_core.errors import RkdscError
 from rkdsc_core.provenance import provenance
 from rkdsc_train.artifacts import load_stage1_student
 from rkdsc_train.context import StageContext
@@ -73,6 +75,47 @@ def validate(distiller: RobustDistiller, feats, z_t, logits_t, labels, mix, seed
         acc = (head(cat.decode(y, s, mask)).argmax(1) == labels).float().mean().item()
         res[f"{name}_{snr:g}dB_K{k}"] = acc
     return res
+
+
+class FinetunePhase:
+    """The optional low-SNR phase after the main epochs (`stage2.finetune_*`): a channel mix
+    whose SNR range ends at `finetune_snr_max_db`, and a cosine-decayed learning rate from
+    `finetune_lr` over its steps (the main phase's one-cycle schedule has ended by then)."""
+
+    def __init__(self, s2, opt: torch.optim.Optimizer, steps_per_epoch: int) -> None:
+        from rkdsc_core.channels import ChannelMix
+
+        self.opt, self.lr = opt, s2.finetune_lr
+        self.steps = max(1, s2.finetune_epochs * steps_per_epoch)
+        ch = s2.channel
+        if s2.finetune_epochs and not ch.snr_min_db <= s2.finetune_snr_max_db:
+            raise RkdscError(
+                f"stage2.finetune_snr_max_db ({s2.finetune_snr_max_db}) is below "
+                f"stage2.channel.snr_min_db ({ch.snr_min_db})"
+            )
+        self.mix = ChannelMix.from_config(
+            dataclasses.replace(ch, snr_max_db=max(ch.snr_min_db, s2.finetune_snr_max_db))
+        )
+        self.sched: torch.optim.lr_scheduler.LRScheduler | None = None
+        self._pending: dict | None = None
+
+    def start(self) -> torch.optim.lr_scheduler.LRScheduler:
+        """The phase's scheduler (created at its first epoch, or restored from a checkpoint)."""
+        if self.sched is None:
+            for g in self.opt.param_groups:
+                g["lr"] = g["initial_lr"] = self.lr
+            self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, self.steps)
+            if self._pending is not None:  # resumed inside the phase
+                self.sched.load_state_dict(self._pending)
+                for g, lr in zip(self.opt.param_groups, self.sched.get_last_lr()):
+                    g["lr"] = lr
+        return self.sched
+
+    def state_dict(self) -> dict | None:
+        return None if self.sched is None else self.sched.state_dict()
+
+    def load_state_dict(self, state: dict | None) -> None:
+        self._pending = state
 
 
 class _TrainStep(torch.nn.Module):
@@ -128,6 +171,7 @@ def run(ctx: StageContext) -> dict:
     max_lr = [g["lr"] for g in groups]
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr, total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(cfg.seed)
+    ft = FinetunePhase(s2, opt, math.ceil(n_tr / s2.batch_size))
     start, history, best = 0, [], {"score": -1.0}
     state = ctx.load_checkpoint()
     if state is not None:
@@ -138,13 +182,17 @@ def run(ctx: StageContext) -> dict:
         sched.load_state_dict(state["sched"])
         gen.set_state(state["gen"])
         start, history, best = state["epoch"] + 1, state["history"], state["best"]
-    for epoch in range(start, s2.epochs):
+        ft.load_state_dict(state.get("finetune"))
+    for epoch in range(start, s2.epochs + s2.finetune_epochs):
+        if epoch >= s2.epochs:  # the low-SNR phase: its own SNR range and learning rate
+            distiller.mix, sched = ft.mix, ft.start()
         distiller.train()
         student.train(tune_student)
         order = torch.randperm(n_tr, generator=gen)  # the same global order on every rank
         step_gen = distributed.step_generator(gen, cfg.seed, epoch)
         sums: dict[str, float] = {}
-        bar = tqdm(range(0, n_tr, s2.batch_size), desc=f"stage2 {epoch + 1}/{s2.epochs}")
+        total = s2.epochs + s2.finetune_epochs
+        bar = tqdm(range(0, n_tr, s2.batch_size), desc=f"stage2 {epoch + 1}/{total}")
         for i in bar:
             batch = order[i : i + s2.batch_size]
             if len(batch) < distributed.world_size():
@@ -202,6 +250,7 @@ def run(ctx: StageContext) -> dict:
                 "epoch": epoch,
                 "history": history,
                 "best": best,
+                "finetune": ft.state_dict(),
             }
         )
     distributed.barrier()  # rank 0 has written best.pt

@@ -103,3 +103,50 @@ def test_killed_stage_resumes_from_its_checkpoint(smoke_run, tmp_path):
     hist = json.loads((out / "stage2" / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in hist] == [0, 1, 2]
     assert hist[: done + 1] == first["history"]  # the epochs run before the kill are kept as-is
+
+
+def test_stage2_low_snr_phase_runs_after_the_main_epochs(smoke_run):
+    out, _ = smoke_run
+    args = ["stage2.epochs=1", "stage2.finetune_epochs=1", "stage2.finetune_snr_max_db=0"]
+    res = _train(out, "--stage", "stage2", *args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    hist = json.loads((out / "stage2" / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in hist] == [0, 1]
+    import torch
+
+    state = torch.load(out / "stage2" / "checkpoint.pt", weights_only=True)
+    assert state["finetune"] is not None and state["finetune"]["T_max"] >= 1
+    # the learned baselines get the same phase
+    res = _train(out, "--stage", "baselines", "baselines.names=[deepjscc-cnn]", *args[1:])
+    assert res.returncode == 0, res.stderr[-3000:]
+    m = json.loads((out / "baselines" / "deepjscc-cnn" / "metrics.json").read_text())
+    assert [h["epoch"] for h in m["history"]] == [0, 1] and m["finetune_epochs"] == 1
+
+
+def test_finetune_phase_resumes_its_learning_rate():
+    import torch
+
+    from rkdsc_core.config import Stage2Config
+    from rkdsc_train.stage_stage2 import FinetunePhase
+
+    s2 = Stage2Config(epochs=2, batch_size=10, finetune_epochs=2, finetune_lr=1e-3)
+    w = torch.nn.Parameter(torch.zeros(3))
+
+    def make():
+        opt = torch.optim.AdamW([w], lr=5e-4)
+        torch.optim.lr_scheduler.OneCycleLR(opt, 5e-4, total_steps=5)  # as stage 2's first phase
+        return opt, FinetunePhase(s2, opt, steps_per_epoch=5)
+
+    opt, ft = make()
+    sched = ft.start()
+    assert opt.param_groups[0]["lr"] == 1e-3 and ft.mix.snr_max_db == 10.0
+    for _ in range(4):
+        opt.step()
+        sched.step()
+    lr_after_4 = opt.param_groups[0]["lr"]
+    assert 0 < lr_after_4 < 1e-3
+    opt2, ft2 = make()
+    opt2.load_state_dict(opt.state_dict())
+    ft2.load_state_dict(ft.state_dict())
+    ft2.start()
+    assert opt2.param_groups[0]["lr"] == lr_after_4  # not restarted at finetune_lr
