@@ -238,15 +238,14 @@ def test_if_offset_round_trip():
         tb.start()
         for i in range(5):
             tx.framer.to_basic_block()._post(pmt.intern("in"), sym_pdu(payload(rng, 16), i))
-        # ... and every frame the receiver counted has reached the debug sink (its messages are
-        # delivered on another thread: without this the last one could miss the stop)
-        assert poll(
-            lambda: (
-                tx.frames_sent() == 5  # noqa: B023
-                and received_all(tx, rx)  # noqa: B023
-                and dbg.num_messages() >= rx.frames_received()
-            )  # noqa: B023
-        )
+
+        def done(tx=tx, rx=rx, dbg=dbg) -> bool:
+            # all sent, all read, and every frame the receiver counted has reached the debug
+            # sink (delivered on another thread: without this the last one could miss the stop)
+            sent = tx.frames_sent() == 5 and received_all(tx, rx)
+            return sent and dbg.num_messages() >= rx.frames_received()
+
+        assert poll(done)
         tb.stop()
         tb.wait()
         results[rx_offset] = dbg.num_messages()
