@@ -110,15 +110,20 @@ def received_all(tx, rx, sco_ppm: float = 0.0) -> bool:
 
 def run_graph(lb: WaveformLoopback, n: int, timeout_s: float, sco_ppm: float = 0.0) -> dict:
     """Start; wait (polling, with a deadline) until all `n` bursts and the idle tail after them
-    have left, the receiver has read into that tail, and every frame it decoded has a decision;
-    stop. A point dict."""
+    have left, the receiver has read into that tail, every frame it decoded has a decision and
+    the accuracy sink has counted each one; stop. A point dict."""
     t0 = time.monotonic()
     deadline = t0 + timeout_s
     lb.tb.start()
     while time.monotonic() < deadline:
         if lb.tx.frames_sent() + lb.tx.dropped() >= n:
             decided = lb.decoder.decoded() + lb.decoder.dropped()
-            if received_all(lb.tx, lb.rx, sco_ppm) and decided >= lb.rx.frames_received():
+            counted = lb.sink.count() + lb.sink.dropped()  # decisions arrive on another thread
+            if (
+                received_all(lb.tx, lb.rx, sco_ppm)
+                and decided >= lb.rx.frames_received()
+                and counted >= lb.decoder.decoded()
+            ):
                 break
         time.sleep(POLL_S)
     else:
