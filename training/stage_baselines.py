@@ -35,7 +35,6 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import nn
-from tqdm.auto import tqdm
 
 from rkdsc_core import distributed
 from rkdsc_core.bundle import count_params
@@ -50,6 +49,7 @@ from rkdsc_core.eval.learned_baselines import DeepJsccCnn, through_cat
 from rkdsc_core.provenance import provenance
 from rkdsc_train.artifacts import load_stage1_student
 from rkdsc_train.context import StageContext
+from rkdsc_train.loop import train_epoch
 from rkdsc_train.stage_stage2 import FinetunePhase, cat_config
 from rkdsc_train.targets import teacher_targets
 
@@ -232,31 +232,21 @@ def train_one(ctx: StageContext, name: str, t: Trainee, data: Data) -> dict:
             m.train()
         order = torch.randperm(n_tr, generator=gen)  # the same global order on every rank
         step_gen = distributed.step_generator(gen, seed, epoch)
-        sums: dict[str, float] = {}
-        bar = tqdm(range(0, n_tr, b.batch_size), desc=f"{name} {epoch + 1}/{total}")
-        for i in bar:
-            batch = order[i : i + b.batch_size]
-            if len(batch) < distributed.world_size():
-                continue  # a part for every rank or none (only a tiny last batch)
-            idx = distributed.part(batch)  # this rank's part of the global batch
-            terms = step_module(idx, step_gen)
-            opt.zero_grad(set_to_none=True)
-            (terms["loss"] * distributed.loss_scale(len(idx), len(batch))).backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            sched.step()
-            for key, v in terms.items():
-                sums[key] = sums.get(key, 0.0) + float(v.detach()) * len(idx)
-            sums["#"] = sums.get("#", 0.0) + len(idx)
-            bar.set_postfix(loss=f"{float(terms['loss']):.3f}", acc=f"{float(terms['acc']):.3f}")
-        sums = distributed.all_reduce_sum(sums)  # over the global batches
-        seen = sums.pop("#", n_tr)
+        means = train_epoch(
+            order,
+            b.batch_size,
+            lambda idx, g=step_gen: step_module(idx, g),
+            opt,
+            sched,
+            params,
+            f"{name} {epoch + 1}/{total}",
+        )
         distributed.sync_buffers_(step_module)
         for m in t.modules.values():
             m.eval()
         val = validate(t, val_idx, data.labels[val_idx], seed)
         seconds += time.time() - t0
-        row = {"epoch": epoch, **{k: v / seen for k, v in sums.items()}, "val": val}
+        row = {"epoch": epoch, **means, "val": val}
         history.append(row)
         log.info("%s epoch %d: %s", name, epoch, row)
         score = float(np.mean(list(val.values())))

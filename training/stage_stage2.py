@@ -28,6 +28,7 @@ from rkdsc_core.errors import RkdscError
 from rkdsc_core.provenance import provenance
 from rkdsc_train.artifacts import load_stage1_student
 from rkdsc_train.context import StageContext
+from rkdsc_train.loop import train_epoch
 from rkdsc_train.targets import teacher_targets
 
 log = logging.getLogger(__name__)
@@ -190,41 +191,29 @@ def run(ctx: StageContext) -> dict:
         student.train(tune_student)
         order = torch.randperm(n_tr, generator=gen)  # the same global order on every rank
         step_gen = distributed.step_generator(gen, cfg.seed, epoch)
-        sums: dict[str, float] = {}
         total = s2.epochs + s2.finetune_epochs
-        bar = tqdm(range(0, n_tr, s2.batch_size), desc=f"stage2 {epoch + 1}/{total}")
-        for i in bar:
-            batch = order[i : i + s2.batch_size]
-            if len(batch) < distributed.world_size():
-                continue  # a part for every rank or none (only a tiny last batch)
-            idx = distributed.part(batch)  # this rank's part of the global batch
-            if tune_student:  # features through the student being tuned, with light augmentation
+
+        def step(idx, step_gen=step_gen, feats=feats):
+            if tune_student:  # features through the student being tuned, light augmentation
                 inputs = random_crop_flip(
                     to_tensor(data.images[idx.numpy()], norm), generator=step_gen
                 ).to(dev)
             else:
                 inputs = feats[idx].to(dev)
-            terms = step_module(
+            return step_module(
                 inputs, z_t[idx].to(dev), l_t[idx].to(dev), labels[idx].to(dev), step_gen
             )
-            opt.zero_grad(set_to_none=True)
-            (terms["loss"] * distributed.loss_scale(len(idx), len(batch))).backward()
-            torch.nn.utils.clip_grad_norm_(params, 5.0)
-            opt.step()
-            sched.step()
-            for key, v in terms.items():
-                sums[key] = sums.get(key, 0.0) + float(v.detach()) * len(idx)
-            sums["#"] = sums.get("#", 0.0) + len(idx)
-            bar.set_postfix(loss=f"{float(terms['loss']):.3f}", acc=f"{float(terms['acc']):.3f}")
-        sums = distributed.all_reduce_sum(sums)  # over the global batches
-        seen = sums.pop("#", n_tr)
+
+        means = train_epoch(
+            order, s2.batch_size, step, opt, sched, params, f"stage2 {epoch + 1}/{total}"
+        )
         distributed.sync_buffers_(step_module)
         distiller.eval()
         student.eval()
         if tune_student:
             feats = student_features(student, data.images, norm, dev)
         val = validate(distiller, feats[va], z_t[va], l_t[va], labels[va], mix, cfg.seed)
-        row = {"epoch": epoch, **{k: v / seen for k, v in sums.items()}, "val": val}
+        row = {"epoch": epoch, **means, "val": val}
         history.append(row)
         log.info("stage2 epoch %d: %s", epoch, row)
         score = float(np.mean(list(val.values())))
