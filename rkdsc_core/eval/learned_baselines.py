@@ -88,13 +88,7 @@ def deepjscc_cnn(
         modules, info = trained
         return _sweep_deepjscc(modules["model"], bundle, data, channel, snrs, seed), info
     torch.manual_seed(seed)
-    mix_cfg = bundle.manifest.get("training", {}).get("channel_mix", {})
-    mix = ChannelMix(
-        mix_cfg.get("channels", ["awgn", "rayleigh"]),
-        mix_cfg.get("weights"),
-        float(mix_cfg.get("snr_min_db", -10.0)),
-        float(mix_cfg.get("snr_max_db", 20.0)),
-    )
+    mix, mix_cfg = _mix(bundle)
     h, w, c = bundle.image_shape
     model = DeepJsccCnn(c, rate, len(bundle.classes))
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
