@@ -102,7 +102,14 @@ def test_ota_tx_bursts_are_the_modulators_with_burst_tags_and_frame_records():
     for i, k in enumerate(ks):
         pays.append(payload(rng, k))
         tx.framer.to_basic_block()._post(pmt.intern("in"), sym_pdu(pays[-1], 100 + i, i))
-    assert poll(lambda: tx.frames_sent() == 3 and sink.nitems_read(0) >= tx.samples_sent())
+    # (the frame records reach the debug sink on another thread: wait for all three too)
+    assert poll(
+        lambda: (
+            tx.frames_sent() == 3
+            and sink.nitems_read(0) >= tx.samples_sent()
+            and frames.num_messages() >= 3
+        )
+    )
     tb.stop()
     tb.wait()
     data = np.asarray(sink.data(), np.complex64)
@@ -270,7 +277,13 @@ def test_sigmf_recording_round_trip(tmp_path):
     tb.start()
     for i in range(6):
         tx.framer.to_basic_block()._post(pmt.intern("in"), sym_pdu(payload(rng, 8), 40 + i, i))
-    assert poll(lambda: tx.frames_sent() == 6 and rec.file.nitems_read(0) >= tx.samples_sent())
+    assert poll(
+        lambda: (
+            tx.frames_sent() == 6
+            and rec.file.nitems_read(0) >= tx.samples_sent()
+            and len(rec.annotations()) >= 6
+        )  # frame records arrive on another thread
+    )
     tb.stop()
     tb.wait()
     data_path, meta_path = sigmf_paths(base)
