@@ -176,10 +176,8 @@ class Receiver:
                 raise ValueError("with csi, snr_db is the channel's average SNR: scalar or [B]")
             n0 = noise_variance(snr[:, 0])
             yt, snr = mmse_equalize(yt, torch.from_numpy(h), n0)
-        # all k symbols received: the decoder runs on width k (see the module docstring)
-        mask = torch.ones(b, k, dtype=torch.bool, device=bun.device)
-        with bun._rx_lock, torch.inference_mode():
-            feat = bun.cat.decode(yt.to(bun.device), snr.to(bun.device), mask)
+        with bun._rx_lock, torch.inference_mode():  # width k, not K_max (module docstring)
+            feat = bun.cat.decode_received(yt.to(bun.device), snr.to(bun.device))
             logits = bun.head(feat)
         return logits.float().cpu().numpy()
 

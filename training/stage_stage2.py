@@ -70,10 +70,8 @@ def validate(distiller: RobustDistiller, feats, z_t, logits_t, labels, mix, seed
         ch = make_channel(name)
         x = cat.encode(feats, k, None)
         out = ch(x[:, :k], torch.full((len(x),), snr), generator=g)
-        mask = CATCodec.rate_mask(torch.full((len(x),), k), cat.cfg.k_max)
-        y = torch.nn.functional.pad(out.symbols, (0, cat.cfg.k_max - k))
-        s = torch.nn.functional.pad(out.snr_eff_db, (0, cat.cfg.k_max - k))
-        acc = (head(cat.decode(y, s, mask)).argmax(1) == labels).float().mean().item()
+        z = cat.decode_received(out.symbols, out.snr_eff_db)
+        acc = (head(z).argmax(1) == labels).float().mean().item()
         res[f"{name}_{snr:g}dB_K{k}"] = acc
     return res
 

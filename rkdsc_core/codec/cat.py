@@ -181,3 +181,10 @@ class CATCodec(nn.Module):
         """See CATDecoder; `snr_db` float [B] or [B, K_max] (effective, per symbol)."""
         snr = snr_db if snr_db.ndim == 2 else snr_db.unsqueeze(1).expand_as(mask)
         return self.decoder(y * mask, snr.float() * mask, mask)
+
+    def decode_received(self, y: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
+        """The first k symbols of every image, all received: `y` complex [B, k], `snr_db` float
+        [B] or [B, k] → feature [B, D]. Runs the decoder at width k, which gives what padding to
+        K_max with the rest masked gives (masked keys take no part in attention), cheaper."""
+        mask = torch.ones(y.shape, dtype=torch.bool, device=y.device)
+        return self.decode(y, snr_db, mask)

@@ -175,18 +175,13 @@ def _mix(bundle: Bundle) -> tuple[ChannelMix, dict]:
 
 def through_cat(cat, head, feat: torch.Tensor, rate: int, channel, snr=None, generator=None):
     """feature [B, D] → CAT encode (K=rate) → channel → CAT decode → head → logits [B, C]."""
-    k_max = cat.cfg.k_max
     sym = cat.encode(feat, rate)[:, :rate]
     out = (
         channel(sym, snr, generator=generator)
         if snr is not None
         else channel(sym, generator=generator)
     )
-    pad = k_max - rate
-    y = nn.functional.pad(out.symbols, (0, pad))
-    s = nn.functional.pad(out.snr_eff_db.float(), (0, pad))
-    mask = (torch.arange(k_max) < rate).unsqueeze(0).expand(len(feat), -1)
-    return head(cat.decode(y, s, mask))
+    return head(cat.decode_received(out.symbols, out.snr_eff_db))
 
 
 def _train_and_sweep(

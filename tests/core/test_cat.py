@@ -69,6 +69,18 @@ def test_decoder_ignores_symbols_that_were_not_sent(cat):
     torch.testing.assert_close(a, cat.decode(y2, snr, mask))
 
 
+@pytest.mark.parametrize("k", [1, 4, 16])
+def test_decode_received_equals_the_padded_masked_decode(cat, k):
+    y = torch.randn(3, k, dtype=torch.complex64)
+    snr = torch.tensor([[-3.0], [4.0], [12.0]]).expand(3, k)
+    padded = torch.nn.functional.pad(y, (0, 16 - k))
+    mask = CATCodec.rate_mask(torch.full((3,), k), 16)
+    with torch.no_grad():
+        want = cat.decode(padded, torch.nn.functional.pad(snr, (0, 16 - k)), mask)
+        torch.testing.assert_close(cat.decode_received(y, snr), want, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(cat.decode_received(y, snr[:, 0]), want, rtol=1e-5, atol=1e-5)
+
+
 def test_gradients_reach_encoder_and_decoder(cat):
     cat.train()
     f = torch.randn(4, 32, requires_grad=True)
