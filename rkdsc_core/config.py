@@ -135,6 +135,9 @@ class Stage1Config:
     init_channels: int = 8  # derived student: width of the first cells
     layers: int = 5  # derived student: cells (reductions at 1/3 and 2/3)
     stem_multiplier: int = 2
+    # stride of the student's stem conv: 2 (cells at 14×14 for 28×28 input) or 1 (cells at full
+    # resolution, ~4× the FLOPs, same parameters)
+    stem_stride: int = 2
     genotype: str | None = None  # None: <out_dir>/search/genotype.yaml
     num_threads: int | None = None  # torch CPU threads (None: torch default)
 

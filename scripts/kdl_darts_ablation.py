@@ -42,6 +42,7 @@ PROTOCOL = [
     "search.epochs=3",
     "stage1.epochs=4",
     "stage1.init_channels=10",
+    "stage1.stem_stride=2",
 ]
 LAMBDAS = (0.0, 0.1, 0.3, 1.0)
 

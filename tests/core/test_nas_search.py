@@ -130,6 +130,25 @@ def test_stage1_trains_the_searched_student_and_the_loader_reads_it(tmp_path):
     assert f.shape == (2, D) and logits.shape == (2, 10)
 
 
+def test_stage1_stem_stride_sets_the_students_resolution(tmp_path):
+    from rkdsc_core.errors import RkdscError
+    from rkdsc_train.stage_search import derived_size, student_arch
+
+    data, g = synthetic_data("train", 8), _tiny_genotype()
+    sizes = {}
+    for stride in (1, 2):
+        ctx = _ctx(tmp_path, "stage1")
+        ctx.cfg.stage1 = dataclasses.replace(TINY_STAGE1, stem_stride=stride)
+        arch = student_arch(ctx.cfg, data)
+        assert arch["stem_stride"] == stride
+        sizes[stride] = derived_size(g, arch, 28)
+    assert sizes[1]["params"] == sizes[2]["params"]  # same weights, cells at 28×28 vs 14×14
+    assert sizes[1]["flops"] > 3 * sizes[2]["flops"]
+    ctx.cfg.stage1 = dataclasses.replace(TINY_STAGE1, stem_stride=3)
+    with pytest.raises(RkdscError, match="stage1.stem_stride must be 1 or 2"):
+        student_arch(ctx.cfg, data)
+
+
 def _tiny_genotype():
     return Genotype(
         primitives=("none", "skip_connect", "sep_conv_3x3", "max_pool_3x3"),
