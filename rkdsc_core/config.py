@@ -137,7 +137,7 @@ class Stage1Config:
     stem_multiplier: int = 2
     # stride of the student's stem conv: 2 (cells at 14×14 for 28×28 input) or 1 (cells at full
     # resolution, ~4× the FLOPs, same parameters)
-    stem_stride: int = 2
+    stem_stride: typing.Literal[1, 2] = 2
     genotype: str | None = None  # None: <out_dir>/search/genotype.yaml
     num_threads: int | None = None  # torch CPU threads (None: torch default)
 
@@ -251,6 +251,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"config key '{key}': bad value {value!r}")
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        if isinstance(value, bool) or value not in choices:
+            raise ConfigError(
+                f"config key '{key}' expects one of {', '.join(map(str, choices))}, got {value!r}"
+            )
+        return value
     if origin is list:
         if not isinstance(value, list | tuple):
             raise ConfigError(f"config key '{key}' expects a list, got {value!r}")

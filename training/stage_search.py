@@ -21,7 +21,6 @@ from rkdsc_core.config import Config, to_dict
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.transforms import Normalisation
 from rkdsc_core.distill.batches import KDData, evaluate, iterate, num_batches, progress
-from rkdsc_core.errors import RkdscError
 from rkdsc_core.nas.cost import count_flops, count_params
 from rkdsc_core.nas.genotype import Genotype, plot_genotype
 from rkdsc_core.nas.plots import plot_search_curves
@@ -67,8 +66,6 @@ def split_indices(n: int, limit: int | None, seed: int) -> tuple[np.ndarray, np.
 def student_arch(cfg: Config, data: KDData) -> dict:
     """Plain-data constructor arguments of the derived student (stage-1 sizes)."""
     images = data.arrays.images
-    if cfg.stage1.stem_stride not in (1, 2):
-        raise RkdscError(f"stage1.stem_stride must be 1 or 2, not {cfg.stage1.stem_stride}")
     return dict(
         in_channels=int(images.shape[-1]),
         num_classes=len(data.arrays.classes),

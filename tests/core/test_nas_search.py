@@ -131,7 +131,7 @@ def test_stage1_trains_the_searched_student_and_the_loader_reads_it(tmp_path):
 
 
 def test_stage1_stem_stride_sets_the_students_resolution(tmp_path):
-    from rkdsc_core.errors import RkdscError
+    from rkdsc_core.config import ConfigError, load_config
     from rkdsc_train.stage_search import derived_size, student_arch
 
     data, g = synthetic_data("train", 8), _tiny_genotype()
@@ -144,9 +144,9 @@ def test_stage1_stem_stride_sets_the_students_resolution(tmp_path):
         sizes[stride] = derived_size(g, arch, 28)
     assert sizes[1]["params"] == sizes[2]["params"]  # same weights, cells at 28×28 vs 14×14
     assert sizes[1]["flops"] > 3 * sizes[2]["flops"]
-    ctx.cfg.stage1 = dataclasses.replace(TINY_STAGE1, stem_stride=3)
-    with pytest.raises(RkdscError, match="stage1.stem_stride must be 1 or 2"):
-        student_arch(ctx.cfg, data)
+    with pytest.raises(ConfigError, match="'stage1.stem_stride' expects one of 1, 2, got 3"):
+        load_config(None, ["stage1.stem_stride=3"])  # refused when the config loads
+    assert load_config(None, ["stage1.stem_stride=1"]).stage1.stem_stride == 1
 
 
 def _tiny_genotype():
