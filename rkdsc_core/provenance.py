@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import subprocess
 import sys
@@ -13,7 +14,9 @@ _REPO = Path(__file__).resolve().parents[1]
 
 
 def git_sha() -> str:
-    """Current commit (with `-dirty` when the tree has changes), or 'unknown' outside git."""
+    """Current commit (with `-dirty` when the tree has changes); outside git, `RKDSC_GIT_SHA` if
+    set (a copy of the tree run elsewhere, e.g. on a GPU machine), else 'unknown'."""
+    fallback = os.environ.get("RKDSC_GIT_SHA", "unknown")
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=_REPO, capture_output=True, text=True, timeout=5
@@ -25,9 +28,18 @@ def git_sha() -> str:
             text=True,
             timeout=5,
         ).stdout.strip()
-        return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
+        return (sha + ("-dirty" if dirty else "")) if sha else fallback
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return fallback
+
+
+def accelerator() -> str:
+    """'cpu', or the CUDA device's name when one is visible (where a result was computed)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{torch.cuda.get_device_name()}"
+    return "cpu"
 
 
 def provenance(config: Any = None, seed: int | None = None, **extra: Any) -> dict:
@@ -41,6 +53,7 @@ def provenance(config: Any = None, seed: int | None = None, **extra: Any) -> dic
         "host": platform.node(),
         "python": sys.version.split()[0],
         "torch": str(torch.__version__),
+        "accelerator": accelerator(),
         "seed": seed,
         "config": config,
     }

@@ -1,0 +1,32 @@
+"""Provenance: the git sha outside a checkout and the accelerator a result was computed on."""
+
+from __future__ import annotations
+
+import subprocess
+
+from rkdsc_core import provenance as prov
+
+
+def test_provenance_names_the_accelerator_and_the_commit():
+    out = prov.provenance({"a": 1}, seed=3)
+    assert out["accelerator"] == prov.accelerator()
+    assert out["accelerator"] == "cpu" or out["accelerator"].startswith("cuda:")
+    assert out["seed"] == 3 and out["config"] == {"a": 1}
+    assert out["git_sha"] != "unknown"  # the tests run inside the checkout
+
+
+def test_git_sha_outside_a_checkout_falls_back_to_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setattr(prov, "_REPO", tmp_path)  # no .git here: rev-parse prints nothing
+    monkeypatch.delenv("RKDSC_GIT_SHA", raising=False)
+    assert prov.git_sha() == "unknown"
+    monkeypatch.setenv("RKDSC_GIT_SHA", "0123abc")
+    assert prov.git_sha() == "0123abc"
+
+
+def test_git_sha_without_git_installed_uses_the_fallback(monkeypatch):
+    def no_git(*a, **k):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    monkeypatch.setenv("RKDSC_GIT_SHA", "feed42")
+    assert prov.git_sha() == "feed42"
