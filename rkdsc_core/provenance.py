@@ -14,9 +14,11 @@ _REPO = Path(__file__).resolve().parents[1]
 
 
 def git_sha() -> str:
-    """Current commit (with `-dirty` when the tree has changes); outside git, `RKDSC_GIT_SHA` if
-    set (a copy of the tree run elsewhere, e.g. on a GPU machine), else 'unknown'."""
-    fallback = os.environ.get("RKDSC_GIT_SHA", "unknown")
+    """`RKDSC_GIT_SHA` when set (a copy of the tree run elsewhere, e.g. on a GPU machine, whose
+    own .git may be stale or absent); else the current commit, with `-dirty` when the tree has
+    changes; 'unknown' outside git."""
+    if os.environ.get("RKDSC_GIT_SHA"):
+        return os.environ["RKDSC_GIT_SHA"]
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=_REPO, capture_output=True, text=True, timeout=5
@@ -28,9 +30,9 @@ def git_sha() -> str:
             text=True,
             timeout=5,
         ).stdout.strip()
-        return (sha + ("-dirty" if dirty else "")) if sha else fallback
+        return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
     except (OSError, subprocess.SubprocessError):
-        return fallback
+        return "unknown"
 
 
 def accelerator() -> str:

@@ -63,13 +63,15 @@ def validate(distiller: RobustDistiller, feats, z_t, logits_t, labels, mix, seed
     from rkdsc_core.channels import make_channel
 
     cat, head = distiller.cat, distiller.head
+    dev = next(cat.parameters()).device  # the held-out tensors stay on the CPU between epochs
+    feats, labels = feats.to(dev), labels.to(dev)
     k = min(cat.cfg.rates, key=lambda r: abs(r - 16))
     res = {}
     for name, snr in (("awgn", 0.0), ("awgn", -5.0), ("rayleigh", 5.0)):
-        g = torch.Generator().manual_seed(seed)
+        g = torch.Generator().manual_seed(seed)  # CPU draws, so the scores match across devices
         ch = make_channel(name)
         x = cat.encode(feats, k, None)
-        out = ch(x[:, :k], torch.full((len(x),), snr), generator=g)
+        out = ch(x[:, :k], torch.full((len(x),), snr, device=dev), generator=g)
         z = cat.decode_received(out.symbols, out.snr_eff_db)
         acc = (head(z).argmax(1) == labels).float().mean().item()
         res[f"{name}_{snr:g}dB_K{k}"] = acc
@@ -263,13 +265,16 @@ def run(ctx: StageContext) -> dict:
         return metrics
     if tune_student:
         save_file(
-            {k: v.contiguous() for k, v in student.state_dict().items()},
+            {k: v.cpu().contiguous() for k, v in student.state_dict().items()},
             str(ctx.stage_dir / "student.safetensors"),
         )
     save_file(
-        {k: v.contiguous() for k, v in cat.state_dict().items()},
+        {k: v.cpu().contiguous() for k, v in cat.state_dict().items()},
         str(ctx.stage_dir / "cat.safetensors"),
     )
-    save_file(head.state_dict(), str(ctx.stage_dir / "head.safetensors"))
+    save_file(
+        {k: v.cpu().contiguous() for k, v in head.state_dict().items()},
+        str(ctx.stage_dir / "head.safetensors"),
+    )
     ctx.write_json("metrics.json", metrics)
     return metrics

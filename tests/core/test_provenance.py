@@ -1,4 +1,4 @@
-"""Provenance: the git sha outside a checkout and the accelerator a result was computed on."""
+"""Provenance: the commit (also on a copy of the tree run elsewhere) and the accelerator."""
 
 from __future__ import annotations
 
@@ -15,18 +15,23 @@ def test_provenance_names_the_accelerator_and_the_commit():
     assert out["git_sha"] != "unknown"  # the tests run inside the checkout
 
 
-def test_git_sha_outside_a_checkout_falls_back_to_the_environment(monkeypatch, tmp_path):
+def test_git_sha_outside_a_checkout_is_unknown(monkeypatch, tmp_path):
     monkeypatch.setattr(prov, "_REPO", tmp_path)  # no .git here: rev-parse prints nothing
     monkeypatch.delenv("RKDSC_GIT_SHA", raising=False)
     assert prov.git_sha() == "unknown"
-    monkeypatch.setenv("RKDSC_GIT_SHA", "0123abc")
+
+
+def test_git_sha_from_the_environment_wins_over_git(monkeypatch):
+    monkeypatch.delenv("RKDSC_GIT_SHA", raising=False)
+    assert prov.git_sha() != "0123abc"
+    monkeypatch.setenv("RKDSC_GIT_SHA", "0123abc")  # a stale copy's own .git must not win
     assert prov.git_sha() == "0123abc"
 
 
-def test_git_sha_without_git_installed_uses_the_fallback(monkeypatch):
+def test_git_sha_without_git_installed_is_unknown(monkeypatch):
     def no_git(*a, **k):
         raise FileNotFoundError("git")
 
     monkeypatch.setattr(subprocess, "run", no_git)
-    monkeypatch.setenv("RKDSC_GIT_SHA", "feed42")
-    assert prov.git_sha() == "feed42"
+    monkeypatch.delenv("RKDSC_GIT_SHA", raising=False)
+    assert prov.git_sha() == "unknown"
