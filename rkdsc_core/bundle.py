@@ -106,8 +106,7 @@ def save_bundle(path: str | Path, manifest: dict, modules: dict[str, nn.Module])
         if "spec" not in manifest.get(name, {}):
             raise ValueError(f"manifest['{name}'] needs a 'spec' to rebuild the module")
         fname = f"{name}.safetensors"
-        state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-        save_file(state, str(path / fname))
+        save_file(cpu_state(module), str(path / fname))
         manifest["files"][name] = {"file": fname, "sha256": _sha256(path / fname)}
     (path / MANIFEST).write_text(yaml.safe_dump(manifest, sort_keys=False))
     return path
@@ -155,6 +154,12 @@ def load_component(path: str | Path, name: str, manifest: dict | None = None) ->
 
 def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """`module`'s state dict as detached, contiguous CPU tensors: what safetensors files hold,
+    whatever device the module trained on."""
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
 
 def component_summary(manifest: dict) -> dict[str, Any]:

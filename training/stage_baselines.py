@@ -37,7 +37,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from rkdsc_core import distributed
-from rkdsc_core.bundle import count_params
+from rkdsc_core.bundle import count_params, cpu_state
 from rkdsc_core.channels import ChannelMix, make_channel
 from rkdsc_core.codec.cat import CATCodec
 from rkdsc_core.data.datasets import load_dataset
@@ -271,9 +271,8 @@ def train_one(ctx: StageContext, name: str, t: Trainee, data: Data) -> dict:
     for comp, m in t.modules.items():
         if best_state is not None:
             m.load_state_dict(best_state[comp])
-        tensors = {k: v.detach().contiguous() for k, v in m.state_dict().items()}
         if ctx.is_main:  # rank 0 writes
-            save_file(tensors, str(ctx.stage_dir / f"{comp}.safetensors"))
+            save_file(cpu_state(m), str(ctx.stage_dir / f"{comp}.safetensors"))
         builder, spec = t.specs[comp]
         components[comp] = {"builder": builder, "spec": spec, "params": count_params(m)}
     metrics = {

@@ -23,6 +23,7 @@ import torch
 from safetensors.torch import save_file
 
 from rkdsc_core import distributed
+from rkdsc_core.bundle import cpu_state
 from rkdsc_core.config import Config, to_dict
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.transforms import Normalisation
@@ -248,8 +249,8 @@ def finish(
     metrics["provenance"] = provenance(to_dict(ctx.cfg), ctx.cfg.seed)
     if not ctx.is_main:  # rank 0 writes the weights and metrics
         return metrics
-    state = {k: v.detach().contiguous() for k, v in student.state_dict().items()}
-    save_file(state, str(out / WEIGHTS_FILE), metadata={"student_spec": json.dumps(spec)})
+    meta = {"student_spec": json.dumps(spec)}
+    save_file(cpu_state(student), str(out / WEIGHTS_FILE), metadata=meta)
     if "genotype" in spec:
         Genotype.from_dict(spec["genotype"]).save(out / GENOTYPE_FILE)
     ctx.write_json("metrics.json", metrics)

@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rkdsc_core import distributed
-from rkdsc_core.bundle import count_params
+from rkdsc_core.bundle import count_params, cpu_state
 from rkdsc_core.codec.cat import CATCodec, CATConfig
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.transforms import Normalisation, random_crop_flip, to_tensor
@@ -264,17 +264,8 @@ def run(ctx: StageContext) -> dict:
     if not ctx.is_main:  # rank 0 writes the weights and metrics
         return metrics
     if tune_student:
-        save_file(
-            {k: v.cpu().contiguous() for k, v in student.state_dict().items()},
-            str(ctx.stage_dir / "student.safetensors"),
-        )
-    save_file(
-        {k: v.cpu().contiguous() for k, v in cat.state_dict().items()},
-        str(ctx.stage_dir / "cat.safetensors"),
-    )
-    save_file(
-        {k: v.cpu().contiguous() for k, v in head.state_dict().items()},
-        str(ctx.stage_dir / "head.safetensors"),
-    )
+        save_file(cpu_state(student), str(ctx.stage_dir / "student.safetensors"))
+    save_file(cpu_state(cat), str(ctx.stage_dir / "cat.safetensors"))
+    save_file(cpu_state(head), str(ctx.stage_dir / "head.safetensors"))
     ctx.write_json("metrics.json", metrics)
     return metrics

@@ -328,12 +328,13 @@ def save_teacher(
     """Write the weights as safetensors with the spec in the header metadata; returns `path`."""
     from safetensors.torch import save_file
 
+    from rkdsc_core.bundle import cpu_state
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(metadata or {}, **{SPEC_METADATA_KEY: json.dumps(teacher.spec.to_dict())})
-    state = {k: v.detach().cpu().contiguous() for k, v in teacher.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata=meta)
+    save_file(cpu_state(teacher), str(tmp), metadata=meta)
     os.replace(tmp, path)
     return path
 
