@@ -1,6 +1,6 @@
 """Data-parallel training under `torchrun`: the process group and the collectives the stages use.
 
-`torchrun --nproc_per_node N [--nnodes M --rdzv-endpoint HOST:PORT] -m rkdsc_core.cli train ...`
+`torchrun --nproc_per_node N [--nnodes M --rdzv-endpoint HOST:PORT] -m rkdsc.cli train ...`
 sets RANK, WORLD_SIZE, LOCAL_RANK and the rendezvous address in each worker's environment; `init`
 joins that group (gloo on CPU, nccl on CUDA). Without torchrun (WORLD_SIZE unset or 1) every helper
 here is a no-op and the stages run exactly as one process.
@@ -106,7 +106,7 @@ def init(device_type: str = "cpu") -> bool:
         if var not in os.environ:
             raise RkdscError(
                 f"WORLD_SIZE={world} but {var} is not set: launch with torchrun "
-                "(torchrun --nproc_per_node N -m rkdsc_core.cli train ...)"
+                "(torchrun --nproc_per_node N -m rkdsc.cli train ...)"
             )
     backend = "nccl" if device_type == "cuda" else "gloo"
     if backend == "nccl":

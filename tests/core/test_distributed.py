@@ -40,7 +40,7 @@ def _train_cmd(out: Path, *args: str, ranks: int = 1) -> list[str]:
     return [
         *launcher,
         "-m",
-        "rkdsc_core.cli",
+        "rkdsc.cli",
         "train",
         "--config",
         SMOKE,

@@ -17,7 +17,7 @@ from rkdsc_core.errors import ConfigError, RkdscError
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
-RKDSC = [PY, "-m", "rkdsc_core.cli"]
+RKDSC = [PY, "-m", "rkdsc.cli"]
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -160,7 +160,7 @@ def test_core_imports_without_gnuradio():
 
 
 def test_doctor_reports_missing_gnuradio_in_one_line():
-    code = BLOCK_GR + "from rkdsc_core.cli import main; sys.exit(main(['doctor', '--json']))"
+    code = BLOCK_GR + "from rkdsc.cli import main; sys.exit(main(['doctor', '--json']))"
     out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 1
     rep = json.loads(out.stdout)

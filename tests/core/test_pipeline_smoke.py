@@ -21,7 +21,7 @@ def _train(out: Path, *args: str, timeout: int = 600) -> subprocess.CompletedPro
     cmd = [
         sys.executable,
         "-m",
-        "rkdsc_core.cli",
+        "rkdsc.cli",
         "train",
         "--config",
         SMOKE,
@@ -80,7 +80,7 @@ def test_eval_reads_the_learned_baselines_the_pipeline_trained(smoke_run):
 def test_killed_stage_resumes_from_its_checkpoint(smoke_run, tmp_path):
     out, _ = smoke_run
     args = ["--stage", "stage2", "stage2.epochs=3", f"out_dir={out}", f"store.root={out / 'store'}"]
-    cmd = [sys.executable, "-m", "rkdsc_core.cli", "train", "--config", SMOKE, *args]
+    cmd = [sys.executable, "-m", "rkdsc.cli", "train", "--config", SMOKE, *args]
     ckpt = out / "stage2" / "checkpoint.pt"
     ckpt.unlink(missing_ok=True)
     proc = subprocess.Popen(

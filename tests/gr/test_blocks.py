@@ -98,7 +98,7 @@ def test_yaml_matches_block(name):
 
 def test_grc_path_command_points_at_the_yamls():
     out = subprocess.run(
-        [sys.executable, "-m", "rkdsc_core.cli", "grc-path"], capture_output=True, text=True
+        [sys.executable, "-m", "rkdsc.cli", "grc-path"], capture_output=True, text=True
     )
     assert out.returncode == 0
     folder = Path(out.stdout.strip())

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.gnuradio
 
 HERE = Path(__file__).resolve()
 REPO = HERE.parents[2]
-RKDSC = [sys.executable, "-m", "rkdsc_core.cli"]
+RKDSC = [sys.executable, "-m", "rkdsc.cli"]
 DEFAULT_BUNDLE = REPO / "rkdsc_core" / "bundles" / "default" / "manifest.yaml"
 
 

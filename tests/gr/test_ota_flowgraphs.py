@@ -36,7 +36,7 @@ def _run(cmd: list[str], timeout: float = 180) -> subprocess.CompletedProcess:
 
 
 def rkdsc(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return _run([sys.executable, "-m", "rkdsc_core.cli", *args], timeout)
+    return _run([sys.executable, "-m", "rkdsc.cli", *args], timeout)
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +210,7 @@ def test_radio_mode_without_a_radio_fails_in_one_line(tiny_bundle):
     cmd = [
         sys.executable,
         "-m",
-        "rkdsc_core.cli",
+        "rkdsc.cli",
         "rx",
         "--mode",
         "uhd",

@@ -126,7 +126,7 @@ def test_hackrf_pair_link(tiny_bundle, tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "rkdsc_core.cli",
+        "rkdsc.cli",
         "tx",
         "--mode",
         "soapy",

@@ -1,4 +1,4 @@
-"""Options and entry points of `rkdsc tx` and `rkdsc rx` (imported by rkdsc_core.cli to build its
+"""Options and entry points of `rkdsc tx` and `rkdsc rx` (imported by rkdsc.cli to build its
 parser, so this module must not import GNU Radio at import time; `ota_radio` does the work)."""
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ if _WORLD > 1 and _RANK > 0:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from rkdsc_core.doctor import FAIL, report, run_checks
+    from rkdsc.doctor import FAIL, report, run_checks
 
     checks = run_checks()
     rep = report(checks)
