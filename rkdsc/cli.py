@@ -49,10 +49,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def digital_code_factory(baselines: str | None):
+    """The gr-fec code factory when `--baselines` asks for a digital baseline, else None."""
+    from rkdsc_core.eval.baselines import DIGITAL
+    from rkdsc_core.eval.report import baseline_names
+
+    if not any(n in DIGITAL for n in baseline_names(baselines)):
+        return None
+    try:
+        from rkdsc_gr.digital_baselines import make_code  # imports gnuradio.fec
+    except ImportError as e:
+        raise RkdscError(f"digital baselines need GNU Radio's gnuradio.fec ({e})") from e
+    return make_code
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from rkdsc_core.eval.report import print_report, run_eval
 
-    rep = run_eval(args)
+    rep = run_eval(args, code_factory=digital_code_factory(args.baselines))
     print_report(rep)
     if args.json:
         print(f"wrote {args.json}")

@@ -47,8 +47,12 @@ def model_flops(bundle: Bundle) -> dict:
     }
 
 
-def run_eval(args) -> dict:
-    """Measure what `args` asks for; returns the report dict (also written to --json)."""
+def run_eval(args, code_factory=None) -> dict:
+    """Measure what `args` asks for; returns the report dict (also written to --json).
+
+    `code_factory` builds the channel codes of the digital baselines (`make_code(kind, **kw)`);
+    the GNU Radio side supplies it (`rkdsc_gr.digital_baselines.make_code`, passed in by the
+    `rkdsc` command), so this package never imports gnuradio.fec."""
     baseline_names(args.baselines)  # a misspelt baseline fails before any measurement
     bundle = load_bundle(args.bundle)
     ds = bundle.manifest["dataset"]["name"]
@@ -70,7 +74,11 @@ def run_eval(args) -> dict:
         rep.update(clean)
         if args.clean:
             rep.update(model_flops(bundle))
-    baselines = run_baseline_set(bundle, data, args, channels, rates, rep) if args.baselines else {}
+    baselines = (
+        run_baseline_set(bundle, data, args, channels, rates, rep, code_factory)
+        if args.baselines
+        else {}
+    )
     curves = []
     for ch in channels:
         for k in rates:
@@ -119,18 +127,16 @@ def baseline_names(arg: str | None) -> tuple[str, ...]:
     return names
 
 
-def run_baseline_set(bundle: Bundle, data, args, channels, rates, rep: dict) -> dict:
+def run_baseline_set(
+    bundle: Bundle, data, args, channels, rates, rep: dict, code_factory=None
+) -> dict:
     """Baselines of issue 11 on the first channel and rate; fills rep["baseline_info"] and
-    returns {name: [{"snr_db", "accuracy"}]}. The gr-fec codes come from rkdsc_gr (lazy import)."""
+    returns {name: [{"snr_db", "accuracy"}]}. The gr-fec codes come from `code_factory`."""
     from rkdsc_core.eval import baselines as bl
 
     names = baseline_names(args.baselines)
-    code_factory = None
-    if any(n in bl.DIGITAL for n in names):
-        try:
-            from rkdsc_gr.digital_baselines import make_code as code_factory
-        except ImportError as e:
-            raise RkdscError(f"digital baselines need GNU Radio's gnuradio.fec ({e})") from e
+    if code_factory is None and any(n in bl.DIGITAL for n in names):
+        raise RkdscError("digital baselines need a channel-code factory from GNU Radio (gr-fec)")
     if not channels:
         raise RkdscError("--baselines needs a --channel")
     train = load_dataset(rep["dataset"], "train", args.data_root, limit=BASELINE_TRAIN_IMAGES)

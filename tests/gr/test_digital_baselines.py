@@ -93,6 +93,7 @@ def test_report_baseline_set_and_plot(tmp_path) -> None:
     from rkdsc_core.eval.report import plot_curves, run_baseline_set
     from rkdsc_core.runtime import load_bundle
     from rkdsc_core.testing import make_tiny_bundle
+    from rkdsc_gr.digital_baselines import make_code
 
     try:
         fmnist_source_dir()
@@ -105,7 +106,9 @@ def test_report_baseline_set_and_plot(tmp_path) -> None:
         baselines="no-cat,label-digital,capacity-bound", snr=[-10.0, 30.0], seed=0, data_root=None
     )
     rep = {"dataset": ds, "split": "test", "n": 40, "channel": "awgn", "clean_accuracy": 0.5}
-    curves = run_baseline_set(b, data, args, ["awgn"], [16], rep)
+    with pytest.raises(RkdscError, match="channel-code factory"):
+        run_baseline_set(b, data, args, ["awgn"], [16], rep)  # the core has no gr-fec of its own
+    curves = run_baseline_set(b, data, args, ["awgn"], [16], rep, make_code)
     assert set(curves) == {"no-cat", "label-digital", "capacity-bound"}
     assert rep["baseline_info"]["capacity-bound"]["snr_db_threshold"] == pytest.approx(-8.1, 0.01)
     rep.update(curves=[{"channel": "awgn", "rate": 16, "points": curves["no-cat"]}])
