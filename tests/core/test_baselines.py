@@ -140,7 +140,7 @@ def test_single_stage_and_teacher_over_channel_run(tmp_path) -> None:
 
 def test_unknown_baseline_fails_before_any_measurement(tmp_path, monkeypatch, capsys) -> None:
     """A misspelt --baselines name is a one-line error raised before the bundle is even read."""
-    from rkdsc_core import cli
+    from rkdsc import cli
     from rkdsc_core.eval import report
 
     def no_bundle(*_a, **_k):
