@@ -182,6 +182,10 @@ class Stage2Config:
     cat_heads: int = 4
     cat_enc_layers: int = 2
     cat_dec_layers: int = 2
+    # a narrower / lighter encoder than decoder (the transmitter's size, issue 19); None: d_model
+    cat_enc_d_model: int | None = None
+    cat_enc_ff_mult: int | None = None
+    cat_enc_out: typing.Literal["dense", "token"] = "dense"
     val_limit: int = 2000  # held-out training images used to pick the best epoch
     # Optional low-SNR phase after `epochs`: the same losses with the SNR drawn from
     # [channel.snr_min_db, finetune_snr_max_db], the learning rate cosine-decayed from finetune_lr.

@@ -45,6 +45,9 @@ def cat_config(cfg, feature_dim: int) -> CATConfig:
         heads=s.cat_heads,
         enc_layers=s.cat_enc_layers,
         dec_layers=s.cat_dec_layers,
+        enc_d_model=s.cat_enc_d_model,
+        enc_ff_mult=s.cat_enc_ff_mult,
+        enc_out=s.cat_enc_out,
     )
 
 

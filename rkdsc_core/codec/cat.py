@@ -18,6 +18,7 @@ from torch import nn
 from rkdsc_core.channels import normalize_power
 
 SNR_SCALE_DB = 20.0  # SNR inputs are fed as snr_db / 20, clamped to ±2 (−40…40 dB)
+ENC_OUTPUTS = ("dense", "token")
 
 
 @dataclass(frozen=True)
@@ -34,16 +35,38 @@ class CATConfig:
     dec_layers: int = 2
     ff_mult: int = 2
     dropout: float = 0.0
+    # The encoder runs at the transmitter, where size counts (issue 19): it may be narrower than
+    # the decoder (None: d_model), and "token" gives each token its own small output map (token t
+    # emits symbols t, t + tokens, t + 2·tokens, …) instead of one dense map of all tokens.
+    enc_d_model: int | None = None
+    enc_ff_mult: int | None = None
+    enc_out: str = "dense"
 
     def __post_init__(self) -> None:
         if self.feature_dim % self.tokens:
             raise ValueError(
                 f"feature_dim ({self.feature_dim}) must divide by tokens ({self.tokens})"
             )
+        if self.enc_out not in ENC_OUTPUTS:
+            raise ValueError(
+                f"enc_out must be one of {', '.join(ENC_OUTPUTS)}, got {self.enc_out!r}"
+            )
+        if self.enc_out == "token" and self.k_max % self.tokens:
+            raise ValueError(
+                f"enc_out 'token' needs k_max ({self.k_max}) to divide by tokens ({self.tokens})"
+            )
+        if self.encoder_width % self.heads:
+            raise ValueError(
+                f"the encoder width ({self.encoder_width}) must divide by heads ({self.heads})"
+            )
         if not self.rates or max(self.rates) > self.k_max or min(self.rates) < 1:
             raise ValueError(f"rates {self.rates} must lie in 1..k_max={self.k_max}")
         if self.d_model % self.heads:
             raise ValueError(f"d_model ({self.d_model}) must divide by heads ({self.heads})")
+
+    @property
+    def encoder_width(self) -> int:
+        return self.enc_d_model or self.d_model
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -61,11 +84,11 @@ def _snr_input(snr_db: torch.Tensor) -> torch.Tensor:
     return (snr_db / SNR_SCALE_DB).clamp(-2.0, 2.0)
 
 
-def _transformer(cfg: CATConfig, layers: int) -> nn.TransformerEncoder:
+def _transformer(cfg: CATConfig, layers: int, width: int, ff_mult: int) -> nn.TransformerEncoder:
     layer = nn.TransformerEncoderLayer(
-        cfg.d_model,
+        width,
         cfg.heads,
-        cfg.ff_mult * cfg.d_model,
+        ff_mult * width,
         cfg.dropout,
         batch_first=True,
         norm_first=True,
@@ -94,18 +117,28 @@ class CATEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         chunk = cfg.feature_dim // cfg.tokens
-        self.inp = nn.Linear(chunk, cfg.d_model)
-        self.pos = nn.Parameter(torch.randn(cfg.tokens, cfg.d_model) * 0.02)
-        self.snr = SNREmbedding(cfg.d_model)
-        self.body = _transformer(cfg, cfg.enc_layers)
-        self.norm = nn.LayerNorm(cfg.d_model)
-        self.out = nn.Linear(cfg.tokens * cfg.d_model, 2 * cfg.k_max)
+        width = cfg.encoder_width
+        self.inp = nn.Linear(chunk, width)
+        self.pos = nn.Parameter(torch.randn(cfg.tokens, width) * 0.02)
+        self.snr = SNREmbedding(width)
+        self.body = _transformer(cfg, cfg.enc_layers, width, cfg.enc_ff_mult or cfg.ff_mult)
+        self.norm = nn.LayerNorm(width)
+        if cfg.enc_out == "dense":
+            self.out = nn.Linear(cfg.tokens * width, 2 * cfg.k_max)
+        else:  # one [width → 2·k_max/tokens] map per token
+            per = 2 * cfg.k_max // cfg.tokens
+            self.out_weight = nn.Parameter(torch.randn(cfg.tokens, width, per) / width**0.5)
+            self.out_bias = nn.Parameter(torch.zeros(cfg.tokens, per))
 
     def forward(self, feature: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
-        b = feature.shape[0]
-        tok = self.inp(feature.view(b, self.cfg.tokens, -1)) + self.pos
-        tok = self.body(tok + self.snr(snr_db).unsqueeze(1))
-        re_im = self.out(self.norm(tok).flatten(1)).view(b, self.cfg.k_max, 2)
+        b, t = feature.shape[0], self.cfg.tokens
+        tok = self.inp(feature.view(b, t, -1)) + self.pos
+        tok = self.norm(self.body(tok + self.snr(snr_db).unsqueeze(1)))
+        if self.cfg.enc_out == "dense":
+            re_im = self.out(tok.flatten(1)).view(b, self.cfg.k_max, 2)
+        else:  # [B, T, 2·k_max/T] → symbol j·T + t of token t, so short prefixes span all tokens
+            per_tok = torch.einsum("btw,twp->btp", tok, self.out_weight) + self.out_bias
+            re_im = per_tok.view(b, t, -1, 2).transpose(1, 2).reshape(b, self.cfg.k_max, 2)
         return torch.complex(re_im[..., 0], re_im[..., 1])
 
 
@@ -124,7 +157,7 @@ class CATDecoder(nn.Module):
         self.pos = nn.Parameter(torch.randn(cfg.k_max, cfg.d_model) * 0.02)
         self.queries = nn.Parameter(torch.randn(cfg.tokens, cfg.d_model) * 0.02)
         self.snr = SNREmbedding(cfg.d_model)
-        self.body = _transformer(cfg, cfg.dec_layers)
+        self.body = _transformer(cfg, cfg.dec_layers, cfg.d_model, cfg.ff_mult)
         self.norm = nn.LayerNorm(cfg.d_model)
         self.out = nn.Linear(cfg.d_model, cfg.feature_dim // cfg.tokens)
 

@@ -111,3 +111,29 @@ def test_bad_arguments_raise():
     )
     with pytest.raises(ValueError, match="k must lie"):
         cat.encode(torch.randn(2, 32), 9)
+
+
+def test_light_token_encoder_is_nested_and_small():
+    """The transmitter-size option (issue 19): a narrower encoder whose tokens each emit their
+    own symbols still gives unit power for every prefix and leaves the decoder as it was."""
+    kw = dict(feature_dim=64, k_max=16, rates=(4, 16), tokens=8, d_model=32, heads=2)
+    dense = CATCodec(CATConfig(**kw))
+    light = CATCodec(CATConfig(**kw, enc_d_model=8, enc_ff_mult=1, enc_out="token"))
+    n_params = [sum(p.numel() for p in m.encoder.parameters()) for m in (dense, light)]
+    assert n_params[1] < n_params[0] / 5
+    assert sum(p.numel() for p in light.decoder.parameters()) == sum(
+        p.numel() for p in dense.decoder.parameters()
+    )
+    f = torch.randn(4, 64)
+    for k in (1, 4, 16):
+        x = light.encode(f, k)
+        torch.testing.assert_close(x[:, :k].abs().pow(2).mean(1), torch.ones(4), atol=1e-5, rtol=0)
+    # token t emits symbols t, t + 8: changing only token 0's input moves both, at least
+    g = f.clone()
+    g[:, :8] += 1.0
+    diff = (light.encoder(g, torch.zeros(4)) - light.encoder(f, torch.zeros(4))).abs()
+    assert diff[:, 0].min() > 0 and diff[:, 8].min() > 0
+    with pytest.raises(ValueError, match="enc_out"):
+        CATConfig(**kw, enc_out="sparse")
+    with pytest.raises(ValueError, match="divide by tokens"):
+        CATConfig(feature_dim=64, k_max=12, rates=(4,), tokens=8, enc_out="token")
