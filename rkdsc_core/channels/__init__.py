@@ -6,6 +6,7 @@ Typical use: `out = ChannelMix.from_config(cfg.stage2.channel)(x, generator=g)` 
 """
 
 from rkdsc_core.channels.awgn import AWGN, add_noise, complex_normal
+from rkdsc_core.channels.draws import DrawKey, apply_keyed
 from rkdsc_core.channels.equalize import mmse_equalize, zf_equalize
 from rkdsc_core.channels.estimate import (
     interpolation_weights,
@@ -49,6 +50,7 @@ __all__ = [
     "EQUALIZERS",
     "FADING_MODELS",
     "Channel",
+    "DrawKey",
     "ChannelMix",
     "ChannelOutput",
     "FadingModel",
@@ -57,6 +59,7 @@ __all__ = [
     "RayleighTimeVarying",
     "RicianBlockFading",
     "add_noise",
+    "apply_keyed",
     "apply_flat_fading",
     "average_power",
     "complex_normal",

@@ -26,18 +26,28 @@ def complex_normal(
 
 
 def add_noise(
-    y: torch.Tensor, noise_var: torch.Tensor, generator: torch.Generator | None = None
+    y: torch.Tensor,
+    noise_var: torch.Tensor,
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """y + n with n ~ CN(0, noise_var) per row.
 
     Args:
         y: complex [B, N].
         noise_var: real [B] total complex variance per sample (0 → noiseless).
+        generator: draws the unit noise, unless `noise` is given.
+        noise: complex [B, N] CN(0, 1) values drawn elsewhere (`channels.draws`), or None.
 
     Returns:
         complex [B, N], same dtype as `y`, differentiable in `y`.
     """
-    noise = complex_normal(tuple(y.shape), generator=generator, device=y.device, dtype=y.dtype)
+    if noise is None:
+        noise = complex_normal(tuple(y.shape), generator=generator, device=y.device, dtype=y.dtype)
+    elif noise.shape != y.shape:
+        raise ValueError(f"noise must have shape {tuple(y.shape)}, got {tuple(noise.shape)}")
+    else:
+        noise = noise.to(device=y.device, dtype=y.dtype)
     return y + noise * torch.sqrt(noise_var).to(real_dtype(y.dtype)).unsqueeze(1)
 
 

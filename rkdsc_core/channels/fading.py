@@ -38,6 +38,9 @@ class FadingModel(nn.Module):
 
     name: str = "fading"
     fd_ts: float = 0.0
+    #: standard draws per image that `gains` maps to h: CN(0, 1) values, U[0, 1) values
+    num_normals: int = 0
+    num_uniforms: int = 0
 
     def generate(
         self,
@@ -59,6 +62,20 @@ class FadingModel(nn.Module):
         """Same as `generate`."""
         return self.generate(batch_size, num_symbols, **kwargs)
 
+    def gains(self, normals: torch.Tensor, uniforms: torch.Tensor, n: int) -> torch.Tensor:
+        """Map standard draws to gains, so that any random source can drive the model (the keyed
+        draws of `channels.draws` as well as a torch Generator).
+
+        Args:
+            normals: complex [B, num_normals] CN(0, 1) draws; its dtype is h's dtype.
+            uniforms: float64 (or the real dtype of h) [B, num_uniforms] U[0, 1) draws.
+            n: symbols per image.
+
+        Returns:
+            complex [B, n] gains, dtype of `normals`.
+        """
+        raise NotImplementedError
+
     def _draw(
         self,
         b: int,
@@ -67,8 +84,20 @@ class FadingModel(nn.Module):
         device: torch.device,
         dtype: torch.dtype,
     ) -> torch.Tensor:
-        """Subclasses: complex `dtype` [b, n] gains on `device`."""
-        raise NotImplementedError
+        """complex `dtype` [b, n] gains on `device`, from `generator`."""
+        normals = complex_normal(
+            (b, self.num_normals), generator=generator, device=device, dtype=dtype
+        )
+        uniforms = uniform(
+            (b, self.num_uniforms),
+            generator=generator,
+            device=device,
+            dtype=self._uniform_dtype(dtype),
+        )
+        return self.gains(normals, uniforms, n)
+
+    def _uniform_dtype(self, dtype: torch.dtype) -> torch.dtype:
+        return real_dtype(dtype)
 
 
 class NoFading(FadingModel):
@@ -76,18 +105,18 @@ class NoFading(FadingModel):
 
     name = "awgn"
 
-    def _draw(self, b, n, generator, device, dtype):
-        return torch.ones((b, n), device=device, dtype=dtype)
+    def gains(self, normals, uniforms, n):
+        return torch.ones((normals.shape[0], n), device=normals.device, dtype=normals.dtype)
 
 
 class RayleighBlockFading(FadingModel):
     """One h ~ CN(0, 1) per image, held for all its symbols."""
 
     name = "rayleigh"
+    num_normals = 1
 
-    def _draw(self, b, n, generator, device, dtype):
-        h = complex_normal((b, 1), generator=generator, device=device, dtype=dtype)
-        return h.expand(b, n).contiguous()
+    def gains(self, normals, uniforms, n):
+        return normals[:, :1].expand(normals.shape[0], n).contiguous()
 
 
 class RicianBlockFading(FadingModel):
@@ -100,22 +129,23 @@ class RicianBlockFading(FadingModel):
     """
 
     name = "rician"
+    num_normals = 1
 
     def __init__(self, k_factor: float = DEFAULT_K_FACTOR, los_phase: float | None = None) -> None:
         super().__init__()
         self.k_factor = check_scalar(k_factor, "k_factor", minimum=0.0)
         self.los_phase = None if los_phase is None else check_scalar(los_phase, "los_phase")
+        self.num_uniforms = 1 if self.los_phase is None else 0  # the LOS phase, when drawn
 
-    def _draw(self, b, n, generator, device, dtype):
-        k = self.k_factor
-        scatter = complex_normal((b, 1), generator=generator, device=device, dtype=dtype)
-        real = real_dtype(dtype)
+    def gains(self, normals, uniforms, n):
+        k, b = self.k_factor, normals.shape[0]
+        real = real_dtype(normals.dtype)
         if self.los_phase is None:
-            theta = 2 * math.pi * uniform((b, 1), generator=generator, device=device, dtype=real)
+            theta = 2 * math.pi * uniforms[:, :1].to(real)
         else:
-            theta = torch.full((b, 1), self.los_phase, device=device, dtype=real)
+            theta = torch.full((b, 1), self.los_phase, device=normals.device, dtype=real)
         los = torch.polar(torch.full_like(theta, math.sqrt(k / (k + 1))), theta)
-        return (los + math.sqrt(1 / (k + 1)) * scatter).expand(b, n).contiguous()
+        return (los + math.sqrt(1 / (k + 1)) * normals[:, :1]).expand(b, n).contiguous()
 
     def extra_repr(self) -> str:
         return f"k_factor={self.k_factor}, los_phase={self.los_phase}"
@@ -148,11 +178,15 @@ class RayleighTimeVarying(FadingModel):
         if self.fd_ts > 0.5:
             raise ValueError(f"fd_ts must be <= 0.5 cycles per symbol, got {fd_ts!r}")
         self.num_sinusoids = int(check_scalar(num_sinusoids, "num_sinusoids", minimum=8))
+        self.num_uniforms = 2 * self.num_sinusoids  # per sinusoid: angle within its arc, phase
 
-    def _draw(self, b, n, generator, device, dtype):
-        m = self.num_sinusoids
-        f64 = torch.float64  # phases of up to 2π·fd·N rad need double precision
-        arc = uniform((b, m, 2), generator=generator, device=device, dtype=f64)
+    def _uniform_dtype(self, dtype):
+        return torch.float64  # phases of up to 2π·fd·N rad need double precision
+
+    def gains(self, normals, uniforms, n):
+        m, b, device, dtype = self.num_sinusoids, normals.shape[0], normals.device, normals.dtype
+        f64 = torch.float64
+        arc = uniforms.to(f64).view(b, m, 2)
         alpha = 2 * math.pi * (torch.arange(m, device=device, dtype=f64) + arc[..., 0]) / m
         phi = 2 * math.pi * arc[..., 1]
         omega = 2 * math.pi * self.fd_ts * torch.cos(alpha)  # [b, m] rad/symbol

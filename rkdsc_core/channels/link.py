@@ -104,6 +104,7 @@ def transmit(
     equalizer: str,
     num_pilots: int,
     generator: torch.Generator | None,
+    noise: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """The vectorised link shared by `Channel` and `ChannelMix` (no per-sample Python).
 
@@ -111,6 +112,8 @@ def transmit(
         x: complex [B, K] data symbols at unit power.
         h_frame: complex [B, N] gains over the whole frame (N = frame_length), or [B, 1].
         snr_db: float [B]; fd_ts: float [B] (the Doppler the LMMSE estimator assumes).
+        noise: complex [B, N] unit CN(0, 1) noise over the frame drawn elsewhere, or None
+            (drawn from `generator`).
 
     Returns:
         dict with the tensor fields of `ChannelOutput` except channel_index.
@@ -119,14 +122,14 @@ def transmit(
     n0 = noise_variance(snr_db.double())
     h_frame = h_frame.to(x.dtype).expand(b, frame_length(k, csi, num_pilots))
     if csi == "perfect":
-        y = add_noise(h_frame * x, n0, generator)
+        y = add_noise(h_frame * x, n0, generator, noise)
         h, h_hat, err = h_frame, h_frame, 0.0
     else:
         pilot_idx, data_idx = (i.to(x.device) for i in pilot_positions(k, num_pilots))
         pilots = pilot_symbols(num_pilots, device=x.device, dtype=x.dtype)
         order = torch.argsort(torch.cat([data_idx, pilot_idx]))
         frame = torch.cat([x, pilots.expand(b, num_pilots)], dim=1)[:, order]
-        y_frame = add_noise(h_frame * frame, n0, generator)
+        y_frame = add_noise(h_frame * frame, n0, generator, noise)
         y, y_pilots, h = y_frame[:, data_idx], y_frame[:, pilot_idx], h_frame[:, data_idx]
         if csi == "ls":  # per-pilot LS, linearly interpolated; |p| = 1 so each has variance N0
             w = interpolation_weights(pilot_idx, data_idx).to(x.device)
@@ -201,6 +204,7 @@ class Channel(nn.Module):
         h: torch.Tensor,
         snr_db: float | torch.Tensor,
         generator: torch.Generator | None = None,
+        noise: torch.Tensor | None = None,
     ) -> ChannelOutput:
         """Send `x` through the given channel draw `h`, add noise, equalise.
 
@@ -209,7 +213,11 @@ class Channel(nn.Module):
             h: complex [B, frame_length(K)] from `generate`, or [B, 1] (one gain per image).
             snr_db: Es/N0 in dB, a float or [B] (+inf: noiseless).
             generator: optional torch.Generator for the noise.
+            noise: complex [B, frame_length(K)] unit CN(0, 1) noise drawn elsewhere (the keyed
+                draws of `channels.draws`); give it or `generator`, not both.
         """
+        if noise is not None and generator is not None:
+            raise ValueError("give the noise or a generator to draw it, not both")
         check_symbols(x)
         check_symbols(h, "h")
         n = self.frame_length(x.shape[1])
@@ -219,7 +227,7 @@ class Channel(nn.Module):
         snr = per_sample(snr_db, b, "snr_db", device=x.device, allow_pos_inf=True)
         fd = torch.full((b,), self.fading.fd_ts, device=x.device, dtype=torch.float64)
         opts = dict(csi=self.csi, equalizer=self.equalizer, num_pilots=self.num_pilots)
-        out = transmit(x, h.to(x.device), snr, fd, generator=generator, **opts)
+        out = transmit(x, h.to(x.device), snr, fd, generator=generator, noise=noise, **opts)
         index = torch.zeros(b, dtype=torch.int64, device=x.device)
         return ChannelOutput(channel_index=index, channel_names=(self.name,), **out)
 

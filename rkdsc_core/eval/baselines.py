@@ -29,9 +29,16 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from rkdsc_core.channels import db_to_linear, linear_to_db, make_channel, noise_variance
+from rkdsc_core.channels import (
+    apply_keyed,
+    db_to_linear,
+    linear_to_db,
+    make_channel,
+    noise_variance,
+)
 from rkdsc_core.data.datasets import ImageArrays
 from rkdsc_core.data.transforms import to_tensor
+from rkdsc_core.eval.harness import point
 from rkdsc_core.runtime import Bundle
 
 log = logging.getLogger(__name__)
@@ -128,12 +135,13 @@ def demap_llr(y: np.ndarray, n0: np.ndarray, m: int) -> np.ndarray:
 
 
 def digital_channel(
-    symbols: np.ndarray, channel: str, snr_db: float, generator: torch.Generator
+    symbols: np.ndarray, channel: str, snr_db: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """complex64 [N, S] → (ZF-equalised symbols complex64 [N, S], effective N0 float64 [N, S])."""
+    """complex64 [N, S] of images 0…N−1 → (ZF-equalised symbols complex64 [N, S], effective N0
+    float64 [N, S]), through the keyed draws every method shares (`channels.draws`)."""
     ch = make_channel(channel, equalizer="zf")
     x = torch.from_numpy(np.ascontiguousarray(symbols, np.complex64))
-    out = ch(x, torch.full((x.shape[0],), float(snr_db)), generator=generator)
+    out = apply_keyed(ch, x, float(snr_db), np.arange(len(x)), seed)
     return out.symbols.numpy(), noise_variance(out.snr_eff_db.double().numpy())
 
 
@@ -361,15 +369,16 @@ def coded_link(
     m: int,
     channel: str,
     snr_db: float,
-    generator: torch.Generator,
+    seed: int,
 ) -> np.ndarray:
     """Send uint8 [N, k·F] bits (F codewords per image) coded by `code` and mapped to M-QAM, one
-    frame per image through `channel` at `snr_db`; returns the decoded uint8 [N, k·F]."""
+    frame per image (images 0…N−1, keyed draws) through `channel` at `snr_db`; returns the
+    decoded uint8 [N, k·F]."""
     n_img, nb = bits.shape
     f = nb // code.k
     cw = code.encode(bits.reshape(n_img * f, code.k)).reshape(n_img, f * code.n)
     sym = modulate(cw, m)
-    y, n0 = digital_channel(sym, channel, snr_db, generator)
+    y, n0 = digital_channel(sym, channel, snr_db, seed)
     llr = demap_llr(y, n0, m).reshape(n_img * f, code.n)
     return code.decode(llr).reshape(n_img, nb)
 
@@ -394,10 +403,9 @@ def label_digital(
     cls = student_head_classes(bundle, student_features(bundle, data.images))
     bits = int_to_bits(cls, kb)
     pts = []
-    gen = torch.Generator().manual_seed(seed)
     for s in snrs:
-        got = np.minimum(bits_to_int(coded_link(bits, code, 4, channel, s, gen)), c - 1)
-        pts.append({"snr_db": float(s), "accuracy": float((got == data.labels).mean())})
+        got = np.minimum(bits_to_int(coded_link(bits, code, 4, channel, s, seed)), c - 1)
+        pts.append(point({"snr_db": float(s)}, got == data.labels))
     info = {
         "payload_bits": kb,
         "code": code.name,
@@ -433,10 +441,9 @@ def feature_digital(
     bits = q.encode(student_features(bundle, data.images))
     clean = student_head_classes(bundle, q.decode(bits))
     pts = []
-    gen = torch.Generator().manual_seed(seed)
     for s in snrs:
-        got = student_head_classes(bundle, q.decode(coded_link(bits, code, m, channel, s, gen)))
-        pts.append({"snr_db": float(s), "accuracy": float((got == data.labels).mean())})
+        got = student_head_classes(bundle, q.decode(coded_link(bits, code, m, channel, s, seed)))
+        pts.append(point({"snr_db": float(s)}, got == data.labels))
     info = {
         "payload_bits": kb,
         "quantiser": f"PCA {q.pca.basis.shape[0]} dims × {q.bits} bits (equiprobable, Gray)",
@@ -478,7 +485,6 @@ def image_digital(
     dec_imgs = [jpeg_join(header, s, bundle.image_shape) for s in scans]
     clean = _classify_images(bundle, dec_imgs, rng)
     pts = []
-    gen = torch.Generator().manual_seed(seed)
     dead = 0  # consecutive SNR points (descending) where no image got through
     skipped_below = None
     for s in sorted(snrs, reverse=True):
@@ -486,7 +492,7 @@ def image_digital(
             skipped_below = float(s) if skipped_below is None else skipped_below
             pts.append({"snr_db": float(s), "accuracy": 1.0 / len(bundle.classes)})
             continue
-        got_bits = coded_link(payload, code, 4, channel, s, gen)
+        got_bits = coded_link(payload, code, 4, channel, s, seed)
         rx = [
             jpeg_join(header, bits_to_bytes(got_bits[i, : nbits[i]]), bundle.image_shape)
             for i in range(n_img)
@@ -494,7 +500,7 @@ def image_digital(
         ok = np.all(got_bits == payload, axis=1)
         dead = dead + 1 if not ok.any() else 0
         pred = _classify_images(bundle, rx, rng)
-        pts.append({"snr_db": float(s), "accuracy": float((pred == labels).mean())})
+        pts.append(point({"snr_db": float(s)}, pred == labels))
     pts.sort(key=lambda p: p["snr_db"])
     mean_cw = float(np.mean([math.ceil(b / code.k) for b in nbits]))
     info = {
@@ -555,15 +561,14 @@ def no_cat(
     scale = float(tr_scale.mean())
     sym, _ = to_symbols(student_features(bundle, data.images))
     ch = make_channel(channel)
-    gen = torch.Generator().manual_seed(seed)
     pts = []
     for s in snrs:
-        out = ch(torch.from_numpy(sym), torch.full((len(sym),), float(s)), generator=gen)
+        out = apply_keyed(ch, torch.from_numpy(sym), float(s), np.arange(len(sym)), seed)
         y = out.symbols.numpy() * scale
         c = np.zeros((len(y), 2 * rate))
         c[:, 0::2], c[:, 1::2] = y.real, y.imag
         got = student_head_classes(bundle, pca.reconstruct(c[:, :dims]).astype(np.float32))
-        pts.append({"snr_db": float(s), "accuracy": float((got == data.labels).mean())})
+        pts.append(point({"snr_db": float(s)}, got == data.labels))
     info = {
         "channel_uses": rate,
         "pca_dims": dims,

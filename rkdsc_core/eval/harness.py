@@ -61,6 +61,31 @@ def encode_all(
     )
 
 
+def correct_through_channel(
+    bundle: Bundle,
+    symbols: np.ndarray,
+    labels: np.ndarray,
+    channel: str,
+    snr_db: float,
+    seed: int = 0,
+    batch_size: int = 1000,
+) -> np.ndarray:
+    """Send `symbols` complex64 [N, K] of images 0…N−1 through `channel` at `snr_db` with the
+    keyed draws (`channels.draws`), equalise with perfect CSI, decode with the effective
+    per-symbol SNR; returns bool [N], True where the class is right."""
+    from rkdsc_core.channels import apply_keyed, make_channel
+
+    ch = make_channel(channel)
+    rx = bundle.receiver()
+    correct = np.zeros(len(symbols), bool)
+    for sl in _batches(len(symbols), batch_size):
+        x = torch.from_numpy(symbols[sl])
+        out = apply_keyed(ch, x, snr_db, np.arange(sl.start, sl.stop), seed)
+        cls, _ = rx.classify(out.symbols.numpy(), out.snr_eff_db.numpy())
+        correct[sl] = cls == labels[sl]
+    return correct
+
+
 def accuracy_through_channel(
     bundle: Bundle,
     symbols: np.ndarray,
@@ -70,46 +95,43 @@ def accuracy_through_channel(
     seed: int = 0,
     batch_size: int = 1000,
 ) -> float:
-    """Send `symbols` complex64 [N, K] through `channel` at `snr_db`, equalise with perfect CSI,
-    decode with the effective per-symbol SNR; returns top-1 accuracy."""
-    from rkdsc_core.channels import make_channel
-
-    ch = make_channel(channel)
-    gen = torch.Generator().manual_seed(seed)
-    rx = bundle.receiver()
-    correct = 0
-    for sl in _batches(len(symbols), batch_size):
-        x = torch.from_numpy(symbols[sl])
-        out = ch(x, torch.full((x.shape[0],), float(snr_db)), generator=gen)
-        cls, _ = rx.classify(out.symbols.numpy(), out.snr_eff_db.numpy())
-        correct += int((cls == labels[sl]).sum())
-    return correct / len(symbols)
+    """Top-1 accuracy of `correct_through_channel`."""
+    return float(
+        correct_through_channel(bundle, symbols, labels, channel, snr_db, seed, batch_size).mean()
+    )
 
 
 def snr_sweep(
     bundle: Bundle, data: ImageArrays, channel: str, snrs, rate: int, seed: int = 0
 ) -> list[dict]:
-    """[{"snr_db", "accuracy"}] over `snrs` for one channel and rate."""
+    """[{"snr_db", "accuracy", "correct"}] over `snrs` for one channel and rate; `correct` is
+    bool [N] per image (for intervals and paired tests; `eval.stats` turns it into JSON)."""
     sym = encode_all(bundle, data.images, rate)
     return [
-        {
-            "snr_db": float(s),
-            "accuracy": accuracy_through_channel(bundle, sym, data.labels, channel, s, seed + i),
-        }
-        for i, s in enumerate(tqdm(list(snrs), desc=f"{channel} K={rate}", leave=False))
+        point(
+            {"snr_db": float(s)},
+            correct_through_channel(bundle, sym, data.labels, channel, s, seed),
+        )
+        for s in tqdm(list(snrs), desc=f"{channel} K={rate}", leave=False)
     ]
 
 
 def rate_sweep(
     bundle: Bundle, data: ImageArrays, channel: str, snr_db: float, rates, seed: int = 0
 ) -> list[dict]:
-    """[{"rate", "accuracy"}] at one SNR for every K in `rates`."""
+    """[{"rate", "accuracy", "correct"}] at one SNR for every K in `rates` (the same keyed draws
+    as `snr_sweep`, so a point both sweeps share gives the same accuracy)."""
     return [
-        {
-            "rate": int(k),
-            "accuracy": accuracy_through_channel(
+        point(
+            {"rate": int(k)},
+            correct_through_channel(
                 bundle, encode_all(bundle, data.images, k), data.labels, channel, snr_db, seed
             ),
-        }
+        )
         for k in rates
     ]
+
+
+def point(fields: dict, correct: np.ndarray) -> dict:
+    """A sweep point: `fields` + accuracy + the per-image bool [N] `correct`."""
+    return {**fields, "accuracy": float(np.mean(correct)), "correct": np.asarray(correct, bool)}

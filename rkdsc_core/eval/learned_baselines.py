@@ -27,9 +27,10 @@ import torch
 from torch import nn
 
 from rkdsc_core.bundle import count_params, load_component
-from rkdsc_core.channels import ChannelMix, make_channel, normalize_power
+from rkdsc_core.channels import ChannelMix, apply_keyed, make_channel, normalize_power
 from rkdsc_core.data.datasets import ImageArrays
 from rkdsc_core.data.transforms import to_tensor
+from rkdsc_core.eval.harness import point
 from rkdsc_core.runtime import Bundle
 
 log = logging.getLogger(__name__)
@@ -124,8 +125,9 @@ def deepjscc_cnn(
 
 
 def _sweep_deepjscc(model, bundle: Bundle, data: ImageArrays, channel: str, snrs, seed: int):
+    """Points with per-image `correct`, through the keyed draws RKD-SC's sweep uses."""
     ch = make_channel(channel)
-    gen = torch.Generator().manual_seed(seed + 1)
+    index = np.arange(len(data))
     pts = []
     with torch.inference_mode():
         sym = torch.cat(
@@ -135,9 +137,9 @@ def _sweep_deepjscc(model, bundle: Bundle, data: ImageArrays, channel: str, snrs
             ]
         )
         for s in snrs:
-            out = ch(sym, torch.full((len(sym),), float(s)), generator=gen)
+            out = apply_keyed(ch, sym, float(s), index, seed)
             pred = model.decode(out.symbols).argmax(1).numpy()
-            pts.append({"snr_db": float(s), "accuracy": float((pred == data.labels).mean())})
+            pts.append(point({"snr_db": float(s)}, pred == data.labels))
     return pts
 
 
@@ -240,22 +242,20 @@ def _train_and_sweep(
 
 
 def _sweep_cat(cat, head, feat_test, test_labels, channel: str, snrs, rate: int, seed: int):
-    """Accuracy vs SNR of features `feat_test(slice)` through CAT (K=rate) + head."""
+    """Accuracy vs SNR of features `feat_test(slice)` through CAT (K=rate) + head, with the keyed
+    draws RKD-SC's sweep uses; points carry per-image `correct`."""
     ch = make_channel(channel)
-    gen = torch.Generator().manual_seed(seed + 1)
     pts = []
     with torch.inference_mode():
         feats = torch.cat([feat_test(slice(i, i + 500)) for i in range(0, len(test_labels), 500)])
+        sym = cat.encode(feats, rate)[:, :rate]
         for s in snrs:
-            snr = torch.full((len(feats),), float(s))
-            pred = torch.cat(
-                [
-                    through_cat(cat, head, feats[i : i + 1000], rate, ch, snr[i : i + 1000], gen)
-                    for i in range(0, len(feats), 1000)
-                ]
-            ).argmax(1)
-            acc = float((pred.numpy() == test_labels).mean())
-            pts.append({"snr_db": float(s), "accuracy": acc})
+            pred = []
+            for i in range(0, len(feats), 1000):
+                idx = np.arange(i, min(i + 1000, len(feats)))
+                out = apply_keyed(ch, sym[i : i + 1000], float(s), idx, seed)
+                pred.append(head(cat.decode_received(out.symbols, out.snr_eff_db)).argmax(1))
+            pts.append(point({"snr_db": float(s)}, torch.cat(pred).numpy() == test_labels))
     return pts
 
 

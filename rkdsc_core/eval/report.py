@@ -10,6 +10,7 @@ import torch
 
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.errors import RkdscError
+from rkdsc_core.eval import stats
 from rkdsc_core.eval.harness import clean_accuracy, rate_sweep, snr_sweep
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import Bundle, load_bundle
@@ -90,15 +91,27 @@ def run_eval(args, code_factory=None) -> dict:
                 }
             )
     if curves:
+        # the baselines ran on the first channel and rate, the same images and keyed draws
+        rep["baselines"] = {n: stats.compare(curves[0]["points"], p) for n, p in baselines.items()}
+        rep["comparison"] = stats.summary(rep["baselines"])
+        for c in curves:
+            c["points"] = stats.finish(c["points"])
         rep["points"] = curves[0]["points"]
         rep["curves"] = curves
-        rep["baselines"] = baselines
+        rep["statistics"] = {
+            "ci95": stats.INTERVAL,
+            "p_vs_rkdsc": stats.TEST,
+            "alpha": stats.ALPHA,
+            "channel_draws": "keyed by (seed, channel, SNR, image index); K takes a prefix",
+        }
     if args.rate_snr is not None:
         rep["rate_curves"] = [
             {
                 "channel": ch,
                 "snr_db": args.rate_snr,
-                "points": rate_sweep(bundle, data, ch, args.rate_snr, bundle.rates, args.seed),
+                "points": stats.finish(
+                    rate_sweep(bundle, data, ch, args.rate_snr, bundle.rates, args.seed)
+                ),
             }
             for ch in channels or ["awgn"]
         ]
@@ -227,6 +240,8 @@ def print_report(rep: dict) -> None:
             f"{name}{f' ({uses:.0f} uses)' if uses is not None else ''}: "
             + "  ".join(f"{p['snr_db']:g}dB {p['accuracy']:.3f}" for p in pts)
         )
+    for name, text in rep.get("comparison", {}).items():
+        print(f"vs {name}: {text}")
     for c in rep.get("rate_curves", []):
         print(
             f"{c['channel']} at {c['snr_db']:g} dB: "

@@ -15,6 +15,7 @@ _BLOCKS: dict[str, str] = {
     "semantic_rx": "semantic_rx",
     "accuracy_sink": "accuracy_sink",
     "symbol_channel": "symbol_channel",
+    "keyed_channel": "keyed_channel",
     "rf_link": "rf_link",
     "ota_tx": "ota_tx",
     "ota_rx": "ota_rx",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.eval.harness import clean_accuracy, snr_sweep
+from rkdsc_core.eval.stats import finish
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
 from rkdsc_gr.ota_loopback import run_waveform_loopback
@@ -50,7 +51,7 @@ def run_demo(
         gr_rep = run_waveform_loopback(
             bundle, ch, list(snrs), rate, n, seed=seed, fd_ts=RAYLEIGH_FD_TS, **MILD
         )
-        offline = snr_sweep(bun, data, offline_ch, snrs, rate, seed)
+        offline = finish(snr_sweep(bun, data, offline_ch, snrs, rate, seed))
         curves[ch] = {"gnuradio": gr_rep["points"], "offline": offline}
         for g, o in zip(gr_rep["points"], offline):
             rows.append(

@@ -18,6 +18,10 @@ from rkdsc_core.runtime import load_bundle
 log = logging.getLogger(__name__)
 
 PHYS = ("symbol", "waveform")  # waveform: rkdsc_gr.ota_loopback
+#: where the symbol-level channel draws come from: "keyed" = rkdsc eval's draws
+#: (rkdsc_keyed_channel: the same h and noise as every offline method), "gnuradio" = GNU Radio's
+#: own channel blocks (rkdsc_symbol_channel)
+DRAWS = ("keyed", "gnuradio")
 
 
 @dataclass
@@ -45,10 +49,13 @@ def build_symbol_loopback(
     device: str = "cpu",
     fd_ts: float = 0.01,
     k_factor: float = 4.0,
+    draws: str = "keyed",
 ) -> SymbolLoopback:
-    """The graph of the `loopback_symbols.grc` flowgraph, built in Python."""
+    """The graph of the `loopback_symbols.grc` flowgraph, built in Python; `draws` picks the
+    channel block (`DRAWS`)."""
     from rkdsc_gr.accuracy_sink import accuracy_sink
     from rkdsc_gr.image_source import image_source
+    from rkdsc_gr.keyed_channel import keyed_channel
     from rkdsc_gr.semantic_rx import semantic_rx
     from rkdsc_gr.semantic_tx import semantic_tx
     from rkdsc_gr.symbol_channel import symbol_channel
@@ -56,7 +63,10 @@ def build_symbol_loopback(
     tb = gr.top_block("rkdsc_loopback_symbols")
     source = image_source(dataset, split, n_images=n, root=data_root or "")
     tx = semantic_tx(bundle, rate, device)
-    chan = symbol_channel(channel, snr_db, fd_ts=fd_ts, k_factor=k_factor, seed=seed)
+    if draws == "keyed":
+        chan = keyed_channel(channel, snr_db, seed=seed, fd_ts=fd_ts, k_factor=k_factor)
+    else:
+        chan = symbol_channel(channel, snr_db, fd_ts=fd_ts, k_factor=k_factor, seed=seed)
     rx = semantic_rx(bundle, device)
     sink = accuracy_sink()
     tb.msg_connect(source, "out", tx, "in")
@@ -152,11 +162,15 @@ def run_loopback(
     fd_ts: float = 0.01,
     k_factor: float = 4.0,
     timeout_s: float | None = None,
+    draws: str = "keyed",
 ) -> dict:
     """Accuracy vs SNR through the symbol-level flowgraph, on the first `n` images of the bundle's
-    dataset split (all when None): the same images `rkdsc eval --n` uses."""
+    dataset split (all when None): the same images `rkdsc eval --n` uses, and with the default
+    `draws="keyed"` the same channel draws, so a point equals `rkdsc eval`'s at the same seed."""
     if phy not in PHYS:
         raise RkdscError(f"--phy {phy} is not available yet (choose from {', '.join(PHYS)})")
+    if draws not in DRAWS:
+        raise RkdscError(f"--draws {draws}: choose from {', '.join(DRAWS)}")
     if phy == "waveform":
         from rkdsc_gr.ota_loopback import run_waveform_loopback
 
@@ -173,11 +187,12 @@ def run_loopback(
             channel,
             float(snr),
             rate,
-            seed + i,
+            seed if draws == "keyed" else seed + i,  # keyed draws already differ per SNR
             data_root,
             device,
             fd_ts,
             k_factor,
+            draws,
         )
         point = run_graph(lb, n, timeout_s or 60.0 + n / 20.0)
         points.append({"snr_db": float(snr), **point})
@@ -191,5 +206,11 @@ def run_loopback(
             point["frames_sent"],
             point["images_per_s"] or 0.0,
         )
-    config = {"channel": channel, "fd_ts": fd_ts, "k_factor": k_factor, "device": device}
+    config = {
+        "channel": channel,
+        "fd_ts": fd_ts,
+        "k_factor": k_factor,
+        "device": device,
+        "draws": draws,
+    }
     return loopback_report(bun, split, n, channel, rate, phy, points, config, seed)
