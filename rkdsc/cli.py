@@ -78,7 +78,7 @@ def cmd_loopback(args: argparse.Namespace) -> int:
         from rkdsc_gr.loopback import run_loopback  # GNU Radio is imported here, not at top level
     except ImportError as exc:
         raise RkdscError(f"rkdsc loopback needs GNU Radio ({exc}): run 'make setup'") from None
-    keys = ("bundle", "channel", "rate", "n", "split", "data_root", "seed", "phy", "fd_ts")
+    keys = ("bundle", "channel", "rate", "n", "split", "data_root", "seed", "phy", "fd_ts", "draws")
     rep = run_loopback(snrs=args.snr, k_factor=args.k_factor, **{k: getattr(args, k) for k in keys})
     for p in rep["points"]:
         print(
@@ -243,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fd-ts", type=float, default=0.01, help="Doppler f_D*T_s (rayleigh_fast)")
     p.add_argument("--k-factor", type=float, default=4.0, help="Rician K (rician)")
+    p.add_argument(
+        "--draws",
+        default=None,
+        choices=["keyed", "gnuradio"],
+        help="--phy symbol: rkdsc eval's keyed channel draws (default; the same h and noise as "
+        "the offline methods) or GNU Radio's own channel blocks",
+    )
     p.add_argument("--json", default=None, help="write the report here")
     p.set_defaults(func=cmd_loopback)
 

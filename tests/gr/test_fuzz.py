@@ -29,7 +29,9 @@ def tiny_bundle(tmp_path_factory) -> str:
     return str(make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny"))
 
 
-@pytest.mark.parametrize("block", ["semantic_tx", "symbol_channel", "semantic_rx", "accuracy_sink"])
+@pytest.mark.parametrize(
+    "block", ["semantic_tx", "symbol_channel", "keyed_channel", "semantic_rx", "accuracy_sink"]
+)
 def test_malformed_pdus_are_dropped_and_good_ones_flow(block, tiny_bundle):
     proc = subprocess.run(
         [sys.executable, str(HERE), block, tiny_bundle], capture_output=True, text=True, timeout=120
@@ -65,10 +67,12 @@ def _malformed(kind: str, rng: np.random.Generator) -> list:
     good_vec = {
         "semantic_tx": lambda: pmt.init_u8vector(784, [1] * 784),
         "symbol_channel": lambda: c32(8),
+        "keyed_channel": lambda: c32(8),
         "semantic_rx": lambda: c32(8),
         "accuracy_sink": lambda: pmt.init_f32vector(10, [0.0] * 10),
     }[kind]
     good_meta = {
+        "keyed_channel": lambda: meta(index=pmt.from_long(3)),
         "semantic_rx": lambda: meta(snr_db=pmt.from_double(5.0)),
         "accuracy_sink": lambda: meta(label=pmt.from_long(1), **{"class": pmt.from_long(1)}),
     }.get(kind, pmt.make_dict)
@@ -113,8 +117,14 @@ def _malformed(kind: str, rng: np.random.Generator) -> list:
             lambda: c32(8, complex("nan")),
         ],
         "accuracy_sink": [],
-    }[kind]
+    }["symbol_channel" if kind == "keyed_channel" else kind]  # the same symbol payloads
     metas = {
+        "keyed_channel": [  # the draws are keyed by the image index
+            lambda: meta(),
+            lambda: meta(index=pmt.from_long(-4)),
+            lambda: meta(index=pmt.from_double(2.5)),
+            lambda: meta(index=pmt.intern("seven")),
+        ],
         "semantic_rx": [
             lambda: meta(),
             lambda: meta(snr_db=pmt.intern("high")),
@@ -153,7 +163,7 @@ def _good(kind: str, i: int, rng: np.random.Generator):
         return make_pdu(d, rng.integers(0, 256, 784).astype(np.uint8))
     k = int(rng.integers(1, 17))
     x = ((rng.standard_normal(k) + 1j * rng.standard_normal(k)) / np.sqrt(2)).astype(np.complex64)
-    if kind == "symbol_channel":
+    if kind in ("symbol_channel", "keyed_channel"):
         return make_pdu(d, x)
     if kind == "semantic_rx":
         d = pmt.dict_add(d, pmt.intern("snr_db"), pmt.from_double(float(rng.uniform(-5, 20))))
@@ -197,6 +207,7 @@ def _scenario(kind: str, bundle: str) -> dict:
     make = {
         "semantic_tx": lambda: rkdsc_gr.semantic_tx(bundle, rate=8, max_batch=64),
         "symbol_channel": lambda: rkdsc_gr.symbol_channel("rayleigh", 10.0),
+        "keyed_channel": lambda: rkdsc_gr.keyed_channel("rayleigh", 10.0),
         "semantic_rx": lambda: rkdsc_gr.semantic_rx(bundle, max_batch=64),
         "accuracy_sink": lambda: rkdsc_gr.accuracy_sink(),
     }

@@ -82,6 +82,23 @@ def test_loopback_equals_offline_eval_without_noise(tiny_bundle):
     assert r["loopback"] == r["offline"]
 
 
+def test_keyed_loopback_scores_what_rkdsc_eval_scores(tiny_bundle):
+    """Issue 19: through rkdsc_keyed_channel the flowgraph sees eval's channel draws, so a noisy
+    Rayleigh point equals the offline one image for image (GNU Radio's own channel blocks would
+    only agree on average)."""
+    _fmnist_or_skip()
+    proc = subprocess.run(
+        [sys.executable, str(HERE), "keyed", json.dumps({"bundle": tiny_bundle})],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["loopback"] == r["offline"], r
+    assert r["frames"] == r["n"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not DEFAULT_BUNDLE.is_file(), reason="the trained default bundle is not built")
 def test_loopback_matches_rkdsc_eval_on_default_bundle():
@@ -118,6 +135,24 @@ def _scenario_noiseless(bundle: str) -> dict:
     return {"loopback": rep["points"][0]["accuracy"], "offline": offline[0]["accuracy"]}
 
 
+def _scenario_keyed(bundle: str, n: int = 200, channel: str = "rayleigh") -> dict:
+    from rkdsc_core.data.datasets import load_dataset
+    from rkdsc_core.eval.harness import snr_sweep
+    from rkdsc_core.runtime import load_bundle
+    from rkdsc_gr.loopback import run_loopback
+
+    snrs = [-2.0, 4.0]
+    rep = run_loopback(bundle, channel, snrs, rate=8, n=n, split="test", seed=3)
+    data = load_dataset("fmnist", "test", limit=n)
+    offline = snr_sweep(load_bundle(bundle), data, channel, snrs, 8, seed=3)
+    return {
+        "n": n,
+        "frames": min(p["frames_detected"] for p in rep["points"]),
+        "loopback": [p["accuracy"] for p in rep["points"]],
+        "offline": [p["accuracy"] for p in offline],
+    }
+
+
 def _scenario_consistency(
     bundle: str = "default", n: int = 2000, rate: int = 16, seeds: int = 5
 ) -> dict:
@@ -132,7 +167,9 @@ def _scenario_consistency(
     for channel, snrs in (("awgn", [0.0, 5.0]), ("rayleigh", [5.0])):
         ev = [snr_sweep(bun, data, channel, snrs, rate, seed=s) for s in range(seeds)]
         lb = [
-            run_loopback(bundle, channel, snrs, rate, n, seed=1000 * (s + 1))["points"]
+            run_loopback(bundle, channel, snrs, rate, n, seed=1000 * (s + 1), draws="gnuradio")[
+                "points"
+            ]
             for s in range(seeds)
         ]
         for i, snr in enumerate(snrs):

@@ -162,13 +162,17 @@ def run_loopback(
     fd_ts: float = 0.01,
     k_factor: float = 4.0,
     timeout_s: float | None = None,
-    draws: str = "keyed",
+    draws: str | None = None,
 ) -> dict:
     """Accuracy vs SNR through the symbol-level flowgraph, on the first `n` images of the bundle's
-    dataset split (all when None): the same images `rkdsc eval --n` uses, and with the default
-    `draws="keyed"` the same channel draws, so a point equals `rkdsc eval`'s at the same seed."""
+    dataset split (all when None): the same images `rkdsc eval --n` uses, and with `draws`
+    "keyed" (the default for `phy="symbol"`) the same channel draws, so that a point equals
+    `rkdsc eval`'s at the same seed; "gnuradio" runs GNU Radio's own channel blocks."""
     if phy not in PHYS:
         raise RkdscError(f"--phy {phy} is not available yet (choose from {', '.join(PHYS)})")
+    if phy == "waveform" and draws is not None:
+        raise RkdscError("--draws applies to --phy symbol (the waveform channel is GNU Radio's)")
+    draws = draws or "keyed"
     if draws not in DRAWS:
         raise RkdscError(f"--draws {draws}: choose from {', '.join(DRAWS)}")
     if phy == "waveform":
