@@ -268,7 +268,8 @@ def test_sigmf_recording_round_trip(tmp_path):
     from gnuradio import blocks, gr
 
     from rkdsc_gr.ota_tx import ota_tx
-    from rkdsc_gr.sigmf_io import ota_sigmf_sink, ota_sigmf_source, read_meta, sigmf_paths
+    from rkdsc_gr.sigmf_io import ota_sigmf_sink, ota_sigmf_source
+    from rkdsc_gr.sigmf_meta import sigmf_paths
 
     rng = np.random.default_rng(10)
     base = tmp_path / "rec"
@@ -290,16 +291,15 @@ def test_sigmf_recording_round_trip(tmp_path):
     tb.stop()
     tb.wait()
     data_path, meta_path = sigmf_paths(base)
-    doc = read_meta(meta_path)
-    assert doc["global"]["core:sample_rate"] == 2e6
-    assert doc["captures"][0]["core:frequency"] == 433.92e6
-    anns = doc["annotations"]
+    sigmf = pytest.importorskip("sigmf")
+    handle = sigmf.sigmffile.fromfile(str(meta_path))  # checks core:sha512 against the data
+    handle.validate()
+    assert handle.get_global_field("core:sample_rate") == 2e6
+    assert handle.get_captures()[0]["core:frequency"] == 433.92e6
+    anns = handle.get_annotations()
     assert [a["rkdsc:frame_index"] for a in anns] == list(range(6))
     assert [a["rkdsc:image_index"] for a in anns] == [40 + i for i in range(6)]
     assert data_path.stat().st_size == 8 * tx.samples_sent()
-    sigmf = pytest.importorskip("sigmf")
-    handle = sigmf.sigmffile.fromfile(str(meta_path))
-    handle.validate()
     assert handle.sample_count == tx.samples_sent()
 
     tb = gr.top_block()

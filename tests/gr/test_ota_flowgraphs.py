@@ -222,3 +222,37 @@ def test_radio_mode_without_a_radio_fails_in_one_line(tiny_bundle):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=_env())
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("rkdsc: error: no uhd receiver answered")
+
+
+def test_ci16_recording_validates_and_raw_ci8_replays(tiny_bundle, compiled, tmp_path):
+    """`rkdsc tx --record-datatype ci16_le` passes sigmf_validate and replays with `rkdsc rx`; a
+    bare ci8 capture (hackrf_transfer -r) replays through rx_file.grc given its datatype and
+    rate, and without its rate `rkdsc rx` fails in one line."""
+    n, rec = 6, tmp_path / "tx16"
+    rkdsc(
+        *("tx", "--mode", "file", "--record", str(rec), "--bundle", tiny_bundle),
+        *("--n", str(n), "--rate", "8", "--record-datatype", "ci16_le", "--hw", "file"),
+    )
+    validate = Path(sys.executable).with_name("sigmf_validate")
+    _run([str(validate), str(rec.with_suffix(".sigmf-meta"))])
+    meta = json.loads(rec.with_suffix(".sigmf-meta").read_text())["global"]
+    assert meta["core:datatype"] == "ci16_le" and meta["core:hw"] == "file"
+    out = rkdsc("rx", "--mode", "file", "--input", str(rec), "--bundle", tiny_bundle).stdout
+    assert json.loads(out)["decisions"] == n
+
+    rails = np.fromfile(rec.with_suffix(".sigmf-data"), "<i2").astype(np.float32) / 32767
+    raw = tmp_path / "hackrf.bin"
+    np.round(rails * 127).astype(np.int8).tofile(raw)
+    j = tmp_path / "raw.json"
+    _run(
+        [
+            *(sys.executable, str(compiled / "rx_file.py"), "--recording", str(raw)),
+            *("--datatype", "ci8", "--samp-rate", "2e6", "--bundle", tiny_bundle, "--json", str(j)),
+        ]
+    )
+    assert json.loads(j.read_text())["n"] == n
+    cmd = [sys.executable, "-m", "rkdsc_core.cli", "rx", "--mode", "file", "--input", str(raw)]
+    proc = subprocess.run([*cmd, "--datatype", "ci8"], capture_output=True, text=True, env=_env())
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("rkdsc: error: cannot replay: ")
+    assert "--samp-rate" in proc.stderr.strip().splitlines()[-1]

@@ -16,11 +16,24 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", required=True, choices=MODES, help="where the samples go / come from")
     p.add_argument("--bundle", default="default", help="'default' or a bundle folder")
     p.add_argument("--record", default=None, help="also write a SigMF recording (base name)")
+    rec = p.add_argument_group("recording (--record)")
+    rec.add_argument(
+        "--record-datatype",
+        default="cf32_le",
+        help="cf32_le (default) or ci16_le (half the disk; full scale 32767, saturating)",
+    )
+    rec.add_argument("--hw", default="", help="core:hw of the recording (e.g. 'USRP B210, 50 dB')")
+    rec.add_argument("--author", default="", help="core:author of the recording")
     p.add_argument("--rate", type=int, default=16, help="K symbols per image")
     p.add_argument("--n", type=int, default=100, help="images (tx; rx --mode sim); tx: 0 = loop")
     p.add_argument("--split", default="test", choices=["train", "test"])
     radio = p.add_argument_group("radio (uhd, soapy)")
-    radio.add_argument("--samp-rate", type=float, default=2e6, help="S/s (default 2e6)")
+    radio.add_argument(
+        "--samp-rate",
+        type=float,
+        default=None,
+        help="S/s (default 2e6; --mode file: a raw --input's rate, a SigMF one's is in its meta)",
+    )
     radio.add_argument("--freq", type=float, default=915e6, help="carrier, Hz (default 915e6)")
     radio.add_argument("--gain", type=float, default=0.0, help="dB (see docs/hardware.md)")
     radio.add_argument("--device", default="", help="UHD address or Soapy args (driver=hackrf)")
@@ -49,7 +62,18 @@ def add_tx_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_rx_arguments(p: argparse.ArgumentParser) -> None:
     _common(p)
-    p.add_argument("--input", default=None, help="SigMF recording to replay (--mode file)")
+    p.add_argument(
+        "--input",
+        default=None,
+        help="--mode file: a SigMF recording (base name or either file), or a raw capture "
+        "(.cs8, .cu8, .cs16, .cf32, or any file with --datatype and --samp-rate)",
+    )
+    p.add_argument(
+        "--datatype",
+        default="",
+        help="SigMF datatype of a raw --input: cf32_le, cf32_be, ci16_le, ci16_be, ci8 "
+        "(hackrf_transfer), cu8 (rtl_sdr); default from its suffix or its .sigmf-meta",
+    )
     p.add_argument("--doppler", type=float, default=0.0, help="fD*Ts per symbol to track")
     p.add_argument("--json", default=None, help="write the summary here")
     p.add_argument("--decisions", default=None, help="write one JSON line per decision here")
@@ -60,10 +84,17 @@ def _configs(args: argparse.Namespace):
 
     hardware = args.mode in ("uhd", "soapy")
     if_offset = args.if_offset if args.if_offset is not None else (0.2 if hardware else 0.0)
-    radio = RadioConfig(args.samp_rate, args.freq, args.gain, args.device, if_offset)
+    samp_rate = 2e6 if args.samp_rate is None else args.samp_rate
+    radio = RadioConfig(samp_rate, args.freq, args.gain, args.device, if_offset)
     taps = (1.0 + 0.0j,) if args.no_multipath else SimConfig.taps
     sim = SimConfig(args.snr, args.cfo, args.sco_ppm, taps, args.seed)
     return radio, sim
+
+
+def _record_options(args: argparse.Namespace):
+    from rkdsc_gr.ota_radio import RecordConfig
+
+    return RecordConfig(args.record_datatype, args.hw, args.author)
 
 
 def _gnuradio(command: str):
@@ -88,6 +119,7 @@ def cmd_tx(args: argparse.Namespace) -> int:
         radio,
         sim,
         args.duration,
+        _record_options(args),
     )
     print(json.dumps(out, indent=2))
     return 0
@@ -110,6 +142,9 @@ def cmd_rx(args: argparse.Namespace) -> int:
         radio,
         sim,
         args.duration,
+        _record_options(args),
+        args.datatype,
+        args.samp_rate,
     )
     text = json.dumps(out, indent=2)
     print(text)

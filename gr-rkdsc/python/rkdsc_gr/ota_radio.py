@@ -53,6 +53,24 @@ class SimConfig:
 
 
 @dataclass
+class RecordConfig:
+    """What `--record` writes: the datatype ("cf32_le" or "ci16_le") and the metadata's
+    `core:hw` / `core:author` ("" = left out)."""
+
+    datatype: str = "cf32_le"
+    hw: str = ""
+    author: str = ""
+
+    def check(self) -> None:
+        from rkdsc_gr.sigmf_meta import RECORD_DATATYPES
+
+        if self.datatype not in RECORD_DATATYPES:
+            raise RkdscError(
+                f"--record-datatype {self.datatype}: choose from {', '.join(RECORD_DATATYPES)}"
+            )
+
+
+@dataclass
 class _Graph:
     tb: gr.top_block
     blocks: dict = field(default_factory=dict)
@@ -162,10 +180,26 @@ def _transmit_side(
     return tx
 
 
-def _recorder(g: _Graph, path: str, radio: RadioConfig, generator: str, description: str):
+def _recorder(
+    g: _Graph,
+    path: str,
+    radio: RadioConfig,
+    generator: str,
+    description: str,
+    opts: RecordConfig,
+):
     from rkdsc_gr.sigmf_io import ota_sigmf_sink
 
-    rec = ota_sigmf_sink(path, radio.samp_rate, radio.freq, generator, description)
+    rec = ota_sigmf_sink(
+        path,
+        radio.samp_rate,
+        radio.freq,
+        generator,
+        description,
+        opts.hw,
+        opts.author,
+        opts.datatype,
+    )
     g.blocks["record"] = rec
     return rec
 
@@ -199,11 +233,14 @@ def run_tx(
     radio: RadioConfig | None = None,
     sim: SimConfig | None = None,
     duration: float | None = None,
+    record_opts: RecordConfig | None = None,
 ) -> dict:
     """Transmit `n` images (0: loop at `image_rate`). file / sim need `record` (the SigMF base);
     uhd / soapy may record what they send. Returns a summary dict."""
     _check_mode(mode)
     radio, sim = radio or RadioConfig(), sim or SimConfig()
+    opts = record_opts or RecordConfig()
+    opts.check()
     if mode in ("file", "sim") and not record:
         raise RkdscError(f"--mode {mode} writes a recording: give --record FILE")
     hardware = mode in ("uhd", "soapy")
@@ -222,17 +259,18 @@ def run_tx(
             radio,
             "rkdsc ota_tx (transmit-side offsets)",
             desc + f", simulated air at {sim.snr_db:g} dB",
+            opts,
         )
         g.tb.connect(tx, chan, rec)
         g.tb.msg_connect(tx, "frames", rec, "frames")
     elif mode == "file":
-        rec = _recorder(g, record, radio, "rkdsc ota_tx", desc)
+        rec = _recorder(g, record, radio, "rkdsc ota_tx", desc, opts)
         g.tb.connect(tx, rec)
         g.tb.msg_connect(tx, "frames", rec, "frames")
     else:
         g.tb.connect(tx, radio_sink(mode, radio))
         if record:
-            rec = _recorder(g, record, radio, "rkdsc ota_tx", desc)
+            rec = _recorder(g, record, radio, "rkdsc ota_tx", desc, opts)
             g.tb.connect(tx, rec)
             g.tb.msg_connect(tx, "frames", rec, "frames")
     seconds = _run(g, duration)
@@ -264,9 +302,14 @@ def run_rx(
     radio: RadioConfig | None = None,
     sim: SimConfig | None = None,
     duration: float | None = None,
+    record_opts: RecordConfig | None = None,
+    datatype: str = "",
+    samp_rate: float | None = None,
 ) -> dict:
-    """Receive: replay `input_path` (file), simulate `n` images through the air (sim), or listen to
-    a radio for `duration` seconds (until Ctrl-C when None). Returns accuracy and receiver stats."""
+    """Receive: replay `input_path` (file: a SigMF recording of any datatype `sigmf_io` reads, or
+    a raw capture of `datatype` at `samp_rate`), simulate `n` images through the air (sim), or
+    listen to a radio for `duration` seconds (until Ctrl-C when None). Returns accuracy and
+    receiver stats."""
     from rkdsc_gr.accuracy_sink import accuracy_sink
     from rkdsc_gr.ota_decision_log import ota_decision_log
     from rkdsc_gr.ota_rx import ota_rx
@@ -274,6 +317,10 @@ def run_rx(
 
     _check_mode(mode)
     radio, sim = radio or RadioConfig(), sim or SimConfig()
+    opts = record_opts or RecordConfig()
+    opts.check()
+    if mode != "file" and (input_path or datatype):
+        raise RkdscError(f"--input and --datatype are for --mode file, not --mode {mode}")
     g = _Graph(gr.top_block("rkdsc_rx"))
     if mode == "file":
         from rkdsc_gr.sigmf_io import ota_sigmf_source
@@ -281,10 +328,10 @@ def run_rx(
         if not input_path:
             raise RkdscError("--mode file replays a recording: give --input FILE")
         try:
-            source = ota_sigmf_source(input_path)
+            source = ota_sigmf_source(input_path, False, datatype, samp_rate or 0.0)
         except (OSError, ValueError) as exc:
-            raise RkdscError(f"cannot replay {input_path}: {exc}") from None
-        radio.samp_rate, radio.freq = source.samp_rate or radio.samp_rate, source.center_freq
+            raise RkdscError(f"cannot replay: {exc}") from None
+        radio.samp_rate, radio.freq = source.samp_rate, source.center_freq or radio.freq
     elif mode == "sim":
         from rkdsc_gr.ota_channel import ota_channel
 
@@ -299,10 +346,11 @@ def run_rx(
     g.tb.connect(source, rx)
     g.tb.msg_connect(rx, "out", decoder, "in")
     g.tb.msg_connect(decoder, "out", sink, "in")
-    if decisions:
-        g.tb.msg_connect(decoder, "out", ota_decision_log(decisions), "in")
+    if decisions:  # held in g.blocks: a gateway block whose Python object is collected crashes
+        g.blocks["decisions"] = ota_decision_log(decisions)
+        g.tb.msg_connect(decoder, "out", g.blocks["decisions"], "in")
     if record:
-        rec = _recorder(g, record, radio, "rkdsc ota_rx", f"rkdsc rx --mode {mode}")
+        rec = _recorder(g, record, radio, "rkdsc ota_rx", f"rkdsc rx --mode {mode}", opts)
         g.tb.connect(source, rec)
         g.tb.msg_connect(rx, "out", rec, "frames")
     seconds = _run(g, duration if mode in ("uhd", "soapy") else None)
