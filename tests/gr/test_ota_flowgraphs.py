@@ -251,7 +251,7 @@ def test_ci16_recording_validates_and_raw_ci8_replays(tiny_bundle, compiled, tmp
         ]
     )
     assert json.loads(j.read_text())["n"] == n
-    cmd = [sys.executable, "-m", "rkdsc_core.cli", "rx", "--mode", "file", "--input", str(raw)]
+    cmd = [sys.executable, "-m", "rkdsc.cli", "rx", "--mode", "file", "--input", str(raw)]
     proc = subprocess.run([*cmd, "--datatype", "ci8"], capture_output=True, text=True, env=_env())
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("rkdsc: error: cannot replay: ")
