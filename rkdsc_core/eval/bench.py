@@ -30,7 +30,7 @@ def _time(fn, repeat: int, min_time: float = 0.3) -> float:
 def model_bench(bundle: Bundle, batch_sizes=(1, 16, 128), repeat: int = 3) -> dict:
     """Per-image latency (batch 1) and images/s per batch size of encoder (student + CAT encode),
     decoder (CAT decode + head), student alone and teacher alone."""
-    from rkdsc_core.eval.report import model_flops
+    from rkdsc_core.eval.sizes import model_flops
 
     h, w, c = bundle.image_shape
     k = 16 if 16 in bundle.rates else bundle.rates[-1]

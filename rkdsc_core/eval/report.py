@@ -6,46 +6,17 @@ import json
 import logging
 from pathlib import Path
 
-import torch
-
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.eval import stats
 from rkdsc_core.eval.harness import clean_accuracy, rate_sweep, snr_sweep
+from rkdsc_core.eval.sizes import baseline_sizes, link_sizes, model_flops
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import Bundle, load_bundle
 
 log = logging.getLogger(__name__)
 
 BASELINE_TRAIN_IMAGES = 5000  # training images that fit the baselines' PCA / quantisers
-
-
-def flops_per_image(module, *inputs) -> int:
-    """Forward FLOPs for one sample, counted by torch's FlopCounterMode."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        module(*inputs)
-    return int(counter.get_total_flops())
-
-
-def model_flops(bundle: Bundle) -> dict:
-    h, w, c = bundle.image_shape
-    x = torch.zeros(1, c, h, w)
-    cat = bundle.cat
-    feat = torch.zeros(1, cat.cfg.feature_dim)
-    k = cat.cfg.k_max
-    mask = torch.ones(1, k, dtype=torch.bool)
-    return {
-        "teacher_flops": flops_per_image(bundle.teacher.logits, x),
-        "student_flops": flops_per_image(bundle.student, x),
-        "cat_encoder_flops": flops_per_image(lambda f: cat.encode(f, k, 0.0), feat),
-        "cat_decoder_flops": flops_per_image(
-            lambda y: cat.decode(y, torch.zeros(1, k), mask),
-            torch.zeros(1, k, dtype=torch.complex64),
-        ),
-        "head_flops": flops_per_image(bundle.head, feat),
-    }
 
 
 def run_eval(args, code_factory=None) -> dict:
@@ -74,7 +45,10 @@ def run_eval(args, code_factory=None) -> dict:
         clean = clean_accuracy(bundle, data)
         rep.update(clean)
         if args.clean:
-            rep.update(model_flops(bundle))
+            flops = model_flops(bundle)
+            rep.update(flops)
+            rep.update(link_sizes(bundle, flops))
+            rep["baseline_sizes"] = baseline_sizes(bundle)
     baselines = (
         run_baseline_set(bundle, data, args, channels, rates, rep, code_factory)
         if args.baselines
@@ -226,9 +200,15 @@ def print_report(rep: dict) -> None:
         "teacher_params",
         "cat_params",
         "head_params",
+        "transmitter_params",
+        "receiver_params",
+        "transmitter_flops",
+        "receiver_flops",
     ):
         if key in rep:
             print(f"{key:>18}: {rep[key]:.4f}" if "accuracy" in key else f"{key:>18}: {rep[key]}")
+    if "transmitter_param_ratio" in rep:
+        print(f"{'transmitter/teacher':>18}: {rep['transmitter_param_ratio']:.4f} (params)")
     for c in rep.get("curves", []):
         print(
             f"{c['channel']} K={c['rate']}: "

@@ -134,3 +134,24 @@ def test_two_identical_eval_runs_write_identical_points(tmp_path, monkeypatch):
     # the rate sweep's K=8 point at 5 dB is the SNR sweep's 5 dB point
     k8 = next(p for p in a["rate_curves"][0]["points"] if p["rate"] == 8)
     assert k8["accuracy"] == a["points"][1]["accuracy"]
+
+
+def test_transmitter_and_receiver_sizes_cover_the_link(tiny):
+    """`rkdsc eval --clean`'s sizes: transmitter = student + CAT encoder, receiver = CAT decoder +
+    head, together every parameter of the link (none hides outside the encoder/decoder split)."""
+    from rkdsc_core.bundle import count_params
+    from rkdsc_core.eval.sizes import link_sizes, model_flops
+
+    b, _, _ = tiny
+
+    class Teacher(torch.nn.Linear):  # the tiny bundle has no teacher: any module counts
+        def logits(self, x):
+            return self(x.flatten(1))
+
+    b._teacher = Teacher(784, 1000)
+    sizes = link_sizes(b, model_flops(b))
+    total = count_params(b.student) + count_params(b.cat) + count_params(b.head)
+    assert sizes["transmitter_params"] + sizes["receiver_params"] == total
+    assert sizes["transmitter_params"] > count_params(b.student)
+    assert sizes["transmitter_param_ratio"] == sizes["transmitter_params"] / 785000
+    assert sizes["transmitter_flops"] > sizes["receiver_flops"] > 0
