@@ -238,3 +238,32 @@ def test_bad_metadata_is_one_line_error(doc, match):
     with pytest.raises(ValueError, match=match) as err:
         check_meta(doc, "x.sigmf-meta")
     assert "\n" not in str(err.value) and str(err.value).startswith("x.sigmf-meta: ")
+
+
+@pytest.mark.parametrize("name", ["cf32_le", "ci16_le"])
+def test_interrupted_recording_is_hashed_after_its_last_write(tmp_path, name):
+    """tb.stop() on a running graph (rkdsc rx --duration), `frames` unconnected: the metadata is
+    written all the same, and its hash is that of the file's final bytes."""
+    import time
+
+    from gnuradio import analog, blocks, gr
+
+    from rkdsc_gr.sigmf_io import ota_sigmf_sink
+
+    tb = gr.top_block()
+    src = analog.noise_source_c(analog.GR_GAUSSIAN, 0.3, 5)
+    throttle = blocks.throttle(gr.sizeof_gr_complex, 2e5)
+    rec = ota_sigmf_sink(str(tmp_path / "live"), 2e5, 915e6, "test", datatype=name)
+    tb.connect(src, throttle, rec)
+    tb.start()
+    deadline = time.monotonic() + 30
+    items = 20000 * (2 if name == "ci16_le" else 1)  # the ci16 file sink counts shorts
+    while rec.file.nitems_read(0) < items and time.monotonic() < deadline:
+        time.sleep(0.01)
+    tb.stop()
+    tb.wait()
+    data, meta = sigmf_paths(tmp_path / "live")
+    handle = sigmf.sigmffile.fromfile(str(meta))  # raises if the hash does not match
+    handle.validate()
+    assert handle.sample_count >= 20000
+    assert handle.get_global_field("core:sha512") == hashlib.sha512(data.read_bytes()).hexdigest()

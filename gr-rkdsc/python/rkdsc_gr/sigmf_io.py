@@ -42,6 +42,7 @@ _FIELDS = {  # PDU metadata key → annotation key
     "clipped": "rkdsc:clipped",
 }
 SETTLE_S = 1.0  # a file sink that took nothing for this long has stopped (tb.stop())
+THIN = 4096  # the annotator sees one sample in THIN (it only needs the stream's end)
 
 
 def annotation(meta: dict, generator: str) -> dict | None:
@@ -49,9 +50,14 @@ def annotation(meta: dict, generator: str) -> dict | None:
     return annotation_of(meta, generator, _FIELDS)
 
 
-class ota_sigmf_annotator(gr.basic_block):  # noqa: N801 - GNU Radio block naming
+class ota_sigmf_annotator(gr.sync_block):  # noqa: N801 - GNU Radio block naming
     """Collects frame annotations from PDUs on `in`; in `stop()` waits for `file_sink` to finish,
-    closes it and writes the `.sigmf-meta` (with the data file's hash)."""
+    closes it and writes the `.sigmf-meta` (with the data file's hash).
+
+    Its stream input (the recorded stream, thinned by a stock keep_one_in_n: nothing is done with
+    it) keeps it in the flowgraph when `frames` is unconnected and makes it stop after the stream
+    ends, not when its message neighbours do.
+    """
 
     def __init__(
         self,
@@ -65,7 +71,9 @@ class ota_sigmf_annotator(gr.basic_block):  # noqa: N801 - GNU Radio block namin
         dtype: str = "cf32_le",
         file_sink=None,
     ) -> None:
-        gr.basic_block.__init__(self, name="rkdsc_ota_sigmf_annotator", in_sig=None, out_sig=None)
+        gr.sync_block.__init__(
+            self, name="rkdsc_ota_sigmf_annotator", in_sig=[np.complex64], out_sig=None
+        )
         self._args = (str(path), dtype, float(samp_rate), float(center_freq))
         self._generator, self._text = generator, (description, hw, author)
         self._file_sink = file_sink
@@ -82,6 +90,9 @@ class ota_sigmf_annotator(gr.basic_block):  # noqa: N801 - GNU Radio block namin
         if ann is not None:
             with self._lock:
                 self.annotations.append(ann)
+
+    def work(self, input_items, output_items) -> int:
+        return len(input_items[0])
 
     def _close_data(self) -> None:
         """Each block's stop() runs when its own thread ends, so the file sink may still be
@@ -172,6 +183,8 @@ class ota_sigmf_sink(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
             datatype,
             self.file,
         )
+        self.thin = blocks.keep_one_in_n(gr.sizeof_gr_complex, THIN)
+        self.connect(self, self.thin, self.annotator)
         self.message_port_register_hier_in("frames")
         self.msg_connect(self, "frames", self.annotator, "in")
 
