@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from rkdsc_core.data.transforms import Normalisation
 from rkdsc_core.errors import RkdscError
+from rkdsc_core.torch_utils import count_params, cpu_state  # noqa: F401 - count_params: re-export
+from rkdsc_core.transceiver import Receiver, Transmitter, fold_batchnorm
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +74,7 @@ def _build_head(spec: dict) -> nn.Module:
 
 
 def _build_deepjscc_cnn(spec: dict) -> nn.Module:
-    from rkdsc_core.eval.learned_baselines import DeepJsccCnn
+    from rkdsc_core.models.deepjscc_cnn import DeepJsccCnn
 
     return DeepJsccCnn(**spec)
 
@@ -152,20 +157,83 @@ def load_component(path: str | Path, name: str, manifest: dict | None = None) ->
     return module.eval()
 
 
-def count_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    """`module`'s state dict as detached, contiguous CPU tensors: what safetensors files hold,
-    whatever device the module trained on."""
-    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-
-
 def component_summary(manifest: dict) -> dict[str, Any]:
     """Parameter counts etc. recorded in the manifest (for reports)."""
     return {c: manifest.get(c, {}).get("params") for c in COMPONENTS if c in manifest}
 
 
-def state_dict_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+class Bundle:
+    """A loaded model bundle: `transmitter(rate)`, `receiver()`, `choose_rate(snr, target)`."""
+
+    def __init__(self, path: str | Path, device: str = "cpu") -> None:
+        self.path = resolve_bundle_path(path)
+        self.manifest = read_manifest(self.path)
+        self.device = torch.device(device)
+        ds = self.manifest["dataset"]
+        self.norm = Normalisation(tuple(ds["mean"]), tuple(ds["std"]))
+        self.image_shape = (int(ds["image_size"][0]), int(ds["image_size"][1]), int(ds["channels"]))
+        self.classes = tuple(ds["classes"])
+        self.student = load_component(self.path, "student", self.manifest).to(self.device)
+        self.cat = load_component(self.path, "cat", self.manifest).to(self.device)
+        self.head = load_component(self.path, "head", self.manifest).to(self.device)
+        self.rates = tuple(int(k) for k in self.manifest["cat"]["spec"]["rates"])
+        self.k_max = int(self.manifest["cat"]["spec"]["k_max"])
+        self._teacher = None
+        self._fast_student = None
+        # modules are shared by blocks in several threads; TX and RX use disjoint modules
+        self._tx_lock = threading.Lock()
+        self._rx_lock = threading.Lock()
+
+    @property
+    def teacher(self):
+        if self._teacher is None:
+            self._teacher = load_component(self.path, "teacher", self.manifest).to(self.device)
+        return self._teacher
+
+    def inference_student(self) -> torch.nn.Module:
+        """The student with BatchNorm folded into its convolutions (built once; the student
+        itself when folding fails or disagrees with it). Call with the TX lock held."""
+        if self._fast_student is None:
+            self._fast_student = fold_batchnorm(self.student, self.image_shape, self.device)
+        return self._fast_student
+
+    def check_rate(self, rate: int) -> int:
+        rate = int(rate)
+        if not 1 <= rate <= self.k_max:
+            raise ValueError(f"rate K={rate} outside 1..{self.k_max} (trained: {self.rates})")
+        return rate
+
+    def transmitter(self, rate: int) -> Transmitter:
+        rate = self.check_rate(rate)
+        with self._tx_lock:
+            self.inference_student()  # built now, not in the first encode of a running graph
+        return Transmitter(self, rate)
+
+    def receiver(self) -> Receiver:
+        return Receiver(self)
+
+    def choose_rate(self, snr_db: float, target: float, channel: str = "awgn") -> int:
+        """Smallest trained K whose measured accuracy at the nearest evaluated SNR not above
+        `snr_db` reaches `target` (fraction of clean accuracy); the largest K if none does."""
+        table = self.manifest.get("rate_table", {}).get(channel)
+        if not table:
+            raise ValueError(f"bundle has no rate table for channel '{channel}'")
+        snrs = np.asarray(table["snr_db"], float)
+        i = int(np.searchsorted(snrs, snr_db, side="right") - 1)
+        if i < 0:
+            return max(table["rates"])
+        for k, accs in zip(table["rates"], table["accuracy"]):
+            if accs[i] >= target * table["clean_accuracy"]:
+                return int(k)
+        return int(max(table["rates"]))
+
+
+_CACHE: dict[tuple[str, str], Bundle] = {}
+
+
+def load_bundle(path: str | Path = "default", device: str = "cpu") -> Bundle:
+    """Load (once per process) the bundle at `path` ('default' = the shipped one)."""
+    key = (str(resolve_bundle_path(path).resolve()), device)
+    if key not in _CACHE:
+        _CACHE[key] = Bundle(path, device)
+    return _CACHE[key]

@@ -11,12 +11,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rkdsc_core.bundle import count_params, save_bundle
+from rkdsc_core.bundle import save_bundle
 from rkdsc_core.codec.cat import CATCodec, CATConfig
 from rkdsc_core.data.datasets import FMNIST_CLASSES
 from rkdsc_core.data.transforms import Normalisation
 from rkdsc_core.nas.genotype import Genotype
 from rkdsc_core.nas.student import build_student, student_spec
+from rkdsc_core.torch_utils import count_params
 
 TINY_GENOTYPE = Genotype(
     primitives=("none", "skip_connect", "sep_conv_3x3", "max_pool_3x3"),

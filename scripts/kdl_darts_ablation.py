@@ -23,12 +23,12 @@ from rkdsc_core.config import Config, load_config, merge, parse_overrides, to_di
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.transforms import Normalisation
 from rkdsc_core.distill.batches import KDData
-from rkdsc_core.nas.cost import count_params
 from rkdsc_core.nas.genotype import Genotype
 from rkdsc_core.nas.reference import HandCNN, hand_cnn_spec
 from rkdsc_core.nas.student import student_spec
 from rkdsc_core.provenance import provenance
 from rkdsc_core.seeding import seed_everything
+from rkdsc_core.torch_utils import count_params
 from rkdsc_train.context import StageContext
 from rkdsc_train.stage_search import configure_cpu, search, student_arch
 from rkdsc_train.stage_stage1 import teacher_reference, train_student, with_views

@@ -9,9 +9,9 @@ from pathlib import Path
 from safetensors.torch import load_file
 from torch import nn
 
-from rkdsc_core.bundle import count_params
 from rkdsc_core.codec.cat import CATCodec, CATConfig
 from rkdsc_core.errors import RkdscError
+from rkdsc_core.torch_utils import count_params
 
 
 def _need(path: Path, stage: str) -> Path:

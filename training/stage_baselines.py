@@ -37,7 +37,6 @@ from safetensors.torch import save_file
 from torch import nn
 
 from rkdsc_core import distributed
-from rkdsc_core.bundle import count_params, cpu_state
 from rkdsc_core.channels import ChannelMix, make_channel
 from rkdsc_core.codec.cat import CATCodec
 from rkdsc_core.data.datasets import load_dataset
@@ -45,8 +44,10 @@ from rkdsc_core.data.transforms import Normalisation, to_tensor
 from rkdsc_core.distill.losses import KDWeights
 from rkdsc_core.distill.robust import RobustDistiller
 from rkdsc_core.errors import RkdscError
-from rkdsc_core.eval.learned_baselines import DeepJsccCnn, through_cat
+from rkdsc_core.eval.learned_baselines import through_cat
+from rkdsc_core.models.deepjscc_cnn import DeepJsccCnn
 from rkdsc_core.provenance import provenance
+from rkdsc_core.torch_utils import count_params, cpu_state
 from rkdsc_train.artifacts import load_stage1_student
 from rkdsc_train.context import StageContext
 from rkdsc_train.loop import train_epoch

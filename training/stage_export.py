@@ -10,13 +10,14 @@ import shutil
 
 from safetensors.torch import load_file
 
-from rkdsc_core.bundle import count_params, default_bundle_path, save_bundle
+from rkdsc_core.bundle import default_bundle_path, save_bundle
 from rkdsc_core.config import to_dict
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.transforms import Normalisation
 from rkdsc_core.eval.harness import accuracy_through_channel, clean_accuracy, encode_all
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import Bundle
+from rkdsc_core.torch_utils import count_params
 from rkdsc_train.artifacts import load_stage1_student, load_stage2, load_teacher
 from rkdsc_train.context import StageContext
 

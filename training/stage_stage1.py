@@ -23,7 +23,6 @@ import torch
 from safetensors.torch import save_file
 
 from rkdsc_core import distributed
-from rkdsc_core.bundle import cpu_state
 from rkdsc_core.config import Config, to_dict
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.transforms import Normalisation
@@ -31,10 +30,11 @@ from rkdsc_core.distill.batches import KDData, StoredViews, evaluate, iterate, n
 from rkdsc_core.distill.distiller import Distiller
 from rkdsc_core.distill.losses import KDWeights
 from rkdsc_core.errors import RkdscError
-from rkdsc_core.nas.cost import count_flops, count_params
+from rkdsc_core.nas.cost import count_flops
 from rkdsc_core.nas.genotype import Genotype
 from rkdsc_core.nas.student import student_from_spec, student_spec
 from rkdsc_core.provenance import provenance
+from rkdsc_core.torch_utils import count_params, cpu_state
 from rkdsc_train.context import StageContext
 from rkdsc_train.stage_search import GENOTYPE_FILE, configure_cpu, load_train_data, student_arch
 

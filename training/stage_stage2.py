@@ -18,7 +18,6 @@ import torch
 from tqdm.auto import tqdm
 
 from rkdsc_core import distributed
-from rkdsc_core.bundle import count_params, cpu_state
 from rkdsc_core.codec.cat import CATCodec, CATConfig
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.transforms import Normalisation, random_crop_flip, to_tensor
@@ -26,6 +25,7 @@ from rkdsc_core.distill.losses import KDWeights
 from rkdsc_core.distill.robust import RobustDistiller
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.provenance import provenance
+from rkdsc_core.torch_utils import count_params, cpu_state
 from rkdsc_train.artifacts import load_stage1_student
 from rkdsc_train.context import StageContext
 from rkdsc_train.loop import train_epoch

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import torch
 
-from rkdsc_core.bundle import count_params
 from rkdsc_core.runtime import Bundle
+from rkdsc_core.torch_utils import count_params
 
 
 def _time(fn, repeat: int, min_time: float = 0.3) -> float:

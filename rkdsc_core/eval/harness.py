@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rkdsc_core.bundle import count_params
 from rkdsc_core.data.datasets import ImageArrays
 from rkdsc_core.data.transforms import to_tensor
 from rkdsc_core.runtime import Bundle
+from rkdsc_core.torch_utils import count_params
 
 log = logging.getLogger(__name__)
 

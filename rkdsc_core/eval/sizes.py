@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from rkdsc_core.bundle import count_params
 from rkdsc_core.runtime import Bundle
+from rkdsc_core.torch_utils import count_params
 
 
 def flops_per_image(module, *inputs) -> int:

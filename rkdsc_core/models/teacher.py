@@ -328,7 +328,7 @@ def save_teacher(
     """Write the weights as safetensors with the spec in the header metadata; returns `path`."""
     from safetensors.torch import save_file
 
-    from rkdsc_core.bundle import cpu_state
+    from rkdsc_core.torch_utils import cpu_state
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

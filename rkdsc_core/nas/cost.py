@@ -18,13 +18,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from rkdsc_core.nas.ops import make_op
 from rkdsc_core.nas.supernet import Macro, SearchSpace, cell_plan
+from rkdsc_core.torch_utils import count_params
 
 COST_METRICS = ("params", "flops")
-
-
-def count_params(module: nn.Module) -> int:
-    """Trainable and non-trainable parameters (BN running statistics excluded)."""
-    return sum(p.numel() for p in module.parameters())
 
 
 def count_flops(module: nn.Module, input_shape: tuple[int, ...]) -> int:

@@ -145,7 +145,7 @@ def test_unfoldable_student_is_used_as_it_is(tiny, monkeypatch):
     """If neither TorchScript nor torch.fx can fold the student, the runtime uses it unchanged."""
     import torch
 
-    from rkdsc_core import runtime
+    from rkdsc_core import transceiver
 
     b = Bundle(tiny)
 
@@ -157,4 +157,4 @@ def test_unfoldable_student_is_used_as_it_is(tiny, monkeypatch):
     import torch.fx.experimental.optimization as opt
 
     monkeypatch.setattr(opt, "fuse", boom)
-    assert runtime._fold_batchnorm(b.student, b.image_shape, b.device) is b.student
+    assert transceiver.fold_batchnorm(b.student, b.image_shape, b.device) is b.student

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rkdsc_core.bundle import cpu_state
+from rkdsc_core.torch_utils import cpu_state
 
 
 def test_cpu_state_is_detached_contiguous_cpu_and_complete():

@@ -139,8 +139,8 @@ def test_two_identical_eval_runs_write_identical_points(tmp_path, monkeypatch):
 def test_transmitter_and_receiver_sizes_cover_the_link(tiny):
     """`rkdsc eval --clean`'s sizes: transmitter = student + CAT encoder, receiver = CAT decoder +
     head, together every parameter of the link (none hides outside the encoder/decoder split)."""
-    from rkdsc_core.bundle import count_params
     from rkdsc_core.eval.sizes import link_sizes, model_flops
+    from rkdsc_core.torch_utils import count_params
 
     b, _, _ = tiny
 

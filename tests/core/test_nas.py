@@ -7,12 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rkdsc_core.nas.cost import build_cost_table, cost_penalty, count_params, op_cost
+from rkdsc_core.nas.cost import build_cost_table, cost_penalty, op_cost
 from rkdsc_core.nas.genotype import Genotype, derive, plot_genotype
 from rkdsc_core.nas.ops import DARTS_PRIMITIVES, OPS, make_op
 from rkdsc_core.nas.reference import HandCNN, hand_cnn_spec
 from rkdsc_core.nas.student import build_student, student_from_spec, student_spec
 from rkdsc_core.nas.supernet import Macro, MixedOp, SearchSpace, Supernet
+from rkdsc_core.torch_utils import count_params
 
 SPACE = SearchSpace(nodes=2)
 MACRO = Macro(in_channels=1, num_classes=10, feature_dim=16, init_channels=4, layers=3)

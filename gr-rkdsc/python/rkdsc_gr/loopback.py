@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from gnuradio import gr
 
 from rkdsc_core.errors import RkdscError
-from rkdsc_core.provenance import provenance
-from rkdsc_core.runtime import load_bundle
+from rkdsc_gr.loopback_report import loopback_report, resolve_request
 
 log = logging.getLogger(__name__)
 
@@ -95,56 +94,6 @@ def run_graph(lb: SymbolLoopback, n: int, timeout_s: float) -> dict:
         "frames_detected": stats["n"],
         "dropped": lb.tx.dropped() + lb.channel.dropped() + lb.rx.dropped(),
         "images_per_s": stats["n"] / max(elapsed, 1e-9),
-    }
-
-
-def resolve_request(
-    bundle: str, device: str, rate: int, n: int | None, split: str, data_root: str | None
-):
-    """Load the bundle and check K and n against it and its dataset split (one-line errors);
-    returns (bundle, dataset name, n) with n = the whole split when None."""
-    from rkdsc_core.data.datasets import load_dataset
-
-    bun = load_bundle(bundle, device)
-    try:
-        bun.check_rate(rate)
-    except ValueError as exc:
-        raise RkdscError(str(exc)) from None
-    ds = bun.manifest["dataset"]["name"]
-    total = len(load_dataset(ds, split, data_root))
-    n = total if n is None else int(n)
-    if not 1 <= n <= total:
-        raise RkdscError(f"--n {n}: the {ds} {split} split has {total} images")
-    return bun, ds, n
-
-
-def loopback_report(
-    bun,
-    split: str,
-    n: int,
-    channel: str,
-    rate: int,
-    phy: str,
-    points: list,
-    config: dict,
-    seed: int,
-) -> dict:
-    """The loopback JSON of DESIGN.md §5 (points carry frames_sent / frames_detected)."""
-    metrics = bun.manifest.get("metrics", {})
-    return {
-        "bundle": str(bun.path),
-        "dataset": bun.manifest["dataset"]["name"],
-        "split": split,
-        "n": n,
-        "channel": channel,
-        "rate": int(rate),
-        "phy": phy,
-        "clean_accuracy": metrics.get("clean_accuracy"),
-        "teacher_accuracy": metrics.get("teacher_accuracy"),
-        "clean_source": "bundle manifest metrics (measured at export)",
-        "points": points,
-        "baselines": {},
-        "provenance": provenance(config=config, seed=seed),
     }
 
 

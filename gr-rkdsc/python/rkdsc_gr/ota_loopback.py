@@ -19,7 +19,7 @@ from gnuradio import gr
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.phy import bundle_id_from_bytes
 from rkdsc_core.runtime import load_bundle
-from rkdsc_gr.loopback import loopback_report, resolve_request
+from rkdsc_gr.loopback_report import loopback_report, resolve_request
 from rkdsc_gr.ota_channel import DEFAULT_TAPS
 
 log = logging.getLogger(__name__)

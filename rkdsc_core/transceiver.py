@@ -1,0 +1,159 @@
+"""Numpy-in / numpy-out transmitter and receiver over a loaded model bundle (`rkdsc_core.bundle.
+Bundle`), for radios and GNU Radio; `rkdsc_core.runtime` is the public door to them.
+
+Shapes at this boundary (DESIGN.md §2): images `uint8 [B, H, W, C]`, symbols `complex64 [B, K]`,
+logits `float32 [B, C]`. Inputs are checked and bad ones raise ValueError with a one-line message
+(GNU Radio blocks catch it and drop the PDU). Inference runs under `torch.inference_mode`.
+
+Cheaper paths than the training modules, each equal to them within float tolerance and per sample
+(every module is in eval mode, so no sample depends on its batch-mates):
+- the transmitter runs the student with BatchNorm folded into the preceding convolutions
+  (TorchScript freeze, else `torch.fx`; checked against the module at first use, which is used
+  itself if neither works);
+- the receiver runs the CAT decoder on the K received symbols only, not padded to K_max (padding
+  is masked out of attention, so it changes nothing but the cost);
+- the transmitter and the receiver hold separate locks, so a TX and an RX block run concurrently.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from rkdsc_core.channels import mmse_equalize, noise_variance
+from rkdsc_core.data.transforms import to_tensor
+
+if TYPE_CHECKING:  # the bundle builds these; they only hold it
+    from rkdsc_core.bundle import Bundle
+
+log = logging.getLogger(__name__)
+
+
+def _as_batch_snr(snr_db, b: int, k: int) -> torch.Tensor:
+    """Scalar, [B] or [B, K] SNR in dB → float32 [B, K]; NaN/inf rejected."""
+    snr = np.asarray(snr_db, dtype=np.float32)
+    if not np.all(np.isfinite(snr)):
+        raise ValueError("snr_db must be finite")
+    if snr.ndim == 0:
+        snr = np.full((b, k), snr, np.float32)
+    elif snr.shape == (b,):
+        snr = np.repeat(snr[:, None], k, 1)
+    elif snr.shape != (b, k):
+        raise ValueError(f"snr_db must be a scalar, [B]={b} or [B,K]=({b},{k}); got {snr.shape}")
+    return torch.from_numpy(np.ascontiguousarray(snr))
+
+
+class Transmitter:
+    """images uint8 [B,H,W,C] → symbols complex64 [B, rate] at unit average power per image."""
+
+    def __init__(self, bundle: Bundle, rate: int) -> None:
+        self.bundle = bundle
+        self.rate = rate
+
+    def set_rate(self, rate: int) -> None:
+        self.rate = self.bundle.check_rate(rate)
+
+    def features(self, images: np.ndarray) -> torch.Tensor:
+        b = self.bundle
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[None]
+        if images.dtype != np.uint8 or images.shape[1:] != b.image_shape:
+            raise ValueError(
+                f"images must be uint8 [B,{','.join(map(str, b.image_shape))}], "
+                f"got {images.dtype} {list(images.shape)}"
+            )
+        x = to_tensor(images, b.norm).to(b.device)
+        return b.inference_student()(x)[0]
+
+    def encode(self, images: np.ndarray, snr_db: float | None = None) -> np.ndarray:
+        b = self.bundle
+        with b._tx_lock, torch.inference_mode():
+            feat = self.features(images)
+            sym = b.cat.encode(feat, self.rate, snr_db)[:, : self.rate]
+        return sym.cpu().numpy().astype(np.complex64)
+
+
+class Receiver:
+    """Equalised symbols complex64 [B, K] + effective SNR (dB; scalar, [B] or [B,K]) → logits.
+
+    With `csi` (complex gains h, [B] or [B,K]) the symbols are taken as *unequalised* and are
+    equalised here (MMSE), and `snr_db` is the channel's average SNR.
+    """
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+
+    def decode(self, symbols: np.ndarray, snr_db, csi=None) -> np.ndarray:
+        bun = self.bundle
+        y = np.asarray(symbols)
+        if y.ndim == 1:
+            y = y[None]
+        if not np.iscomplexobj(y) or y.ndim != 2:
+            raise ValueError(f"symbols must be complex [B,K], got {y.dtype} {list(y.shape)}")
+        b, k = y.shape
+        if not 1 <= k <= bun.k_max:
+            raise ValueError(f"received {k} symbols per image; the codec takes 1..{bun.k_max}")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("symbols contain NaN or inf")
+        yt = torch.from_numpy(np.ascontiguousarray(y, np.complex64))
+        snr = _as_batch_snr(snr_db, b, k)
+        if csi is not None:
+            h = np.asarray(csi, np.complex64)
+            h = np.repeat(h[:, None], k, 1) if h.shape == (b,) else h
+            if h.shape != (b, k):
+                raise ValueError(f"csi must be [B] or [B,K]; got {list(np.shape(csi))}")
+            if np.ndim(snr_db) == 2:
+                raise ValueError("with csi, snr_db is the channel's average SNR: scalar or [B]")
+            n0 = noise_variance(snr[:, 0])
+            yt, snr = mmse_equalize(yt, torch.from_numpy(h), n0)
+        with bun._rx_lock, torch.inference_mode():  # width k, not K_max (module docstring)
+            feat = bun.cat.decode_received(yt.to(bun.device), snr.to(bun.device))
+            logits = bun.head(feat)
+        return logits.float().cpu().numpy()
+
+    def classify(self, symbols: np.ndarray, snr_db, csi=None) -> tuple[np.ndarray, np.ndarray]:
+        """(classes int64 [B], logits float32 [B, C])."""
+        logits = self.decode(symbols, snr_db, csi)
+        return logits.argmax(1).astype(np.int64), logits
+
+
+def fold_batchnorm(student: torch.nn.Module, image_shape, device) -> torch.nn.Module:
+    """`student` for inference with eval-mode BatchNorm folded into the convolutions before it:
+    traced and frozen by TorchScript (fastest on CPU), else folded by torch.fx; each kept only if
+    it matches `student` on a probe batch, else `student` itself."""
+    if student.training:
+        return student
+    h, w, c = image_shape
+    gen = torch.Generator().manual_seed(0)
+    probe = torch.randn(3, c, h, w, generator=gen).to(device)
+    check = torch.randn(5, c, h, w, generator=gen).to(device)  # another batch size
+    with torch.inference_mode():
+        want = student(check)[0]
+
+    def jit():
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # torch.jit's deprecation notice (it still works)
+            return torch.jit.freeze(torch.jit.trace(copy.deepcopy(student), probe))
+
+    def fx():
+        from torch.fx.experimental.optimization import fuse
+
+        return fuse(student)  # a traced copy; `student` is left as it is
+
+    for name, make in (("torchscript", jit), ("torch.fx", fx)):
+        try:
+            fast = make()
+            with torch.inference_mode():
+                got = fast(check)[0]
+            if got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=1e-4):
+                return fast
+            log.debug("BatchNorm folding by %s changed the student's output", name)
+        except Exception as exc:  # noqa: BLE001 - an untraceable student still works unfolded
+            log.debug("BatchNorm folding by %s unavailable (%s: %s)", name, type(exc).__name__, exc)
+    return student
