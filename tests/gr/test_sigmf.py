@@ -267,3 +267,21 @@ def test_interrupted_recording_is_hashed_after_its_last_write(tmp_path, name):
     handle.validate()
     assert handle.sample_count >= 20000
     assert handle.get_global_field("core:sha512") == hashlib.sha512(data.read_bytes()).hexdigest()
+
+
+def test_cli_takes_the_rate_from_the_metadata(burst, tiny_bundle, tmp_path):
+    """`rkdsc rx --mode file` on a recording at 1 MS/s: the metadata's rate, not the radio
+    default; an explicit --samp-rate that contradicts it is refused (exit 2)."""
+    from rkdsc.cli import main
+
+    base = tmp_path / "slow"
+    for src, dst in zip(sigmf_paths(burst), sigmf_paths(base)):
+        shutil.copy(src, dst)
+    doc = json.loads(sigmf_paths(base)[1].read_text())
+    doc["global"]["core:sample_rate"] = 1e6
+    sigmf_paths(base)[1].write_text(json.dumps(doc))
+    out = tmp_path / "rx.json"
+    common = ["rx", "--mode", "file", "--input", str(base), "--bundle", tiny_bundle]
+    assert main([*common, "--rate", str(RATE), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["decisions"] == N_FRAMES
+    assert main([*common, "--samp-rate", "2e6"]) == 2
