@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from rkdsc_core.errors import RkdscError
@@ -151,6 +152,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+class Names:
+    """argparse `choices` read from a registry when first needed (checking a value, printing help),
+    not when the parser is built: `rkdsc doctor` and `rkdsc grc-path` never import torch."""
+
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+        self._names = names
+
+    def __contains__(self, value: object) -> bool:
+        return value in tuple(self._names())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tuple(self._names()))
+
+
+def _channels() -> tuple[str, ...]:
+    from rkdsc_core.channels import list_channels
+
+    return list_channels()
+
+
+def _channel_option(p: argparse.ArgumentParser, **kwargs) -> None:
+    """`--channel`, its choices the channel registry's names."""
+    p.add_argument("--channel", choices=Names(_channels), metavar="CHANNEL", **kwargs)
+
+
 def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v]
 
@@ -186,12 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="offline accuracy: clean, and through a channel vs SNR / K")
     p.add_argument("--bundle", default="default", help="'default' or a bundle folder")
     p.add_argument("--clean", action="store_true", help="teacher and student accuracy, no channel")
-    p.add_argument(
-        "--channel",
-        action="append",
-        choices=["awgn", "rayleigh", "rayleigh_fast", "rician"],
-        help="channel (repeatable)",
-    )
+    _channel_option(p, action="append", help="channel (repeatable): %(choices)s")
     p.add_argument(
         "--snr",
         type=_floats,
@@ -232,9 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("loopback", help="the eval, through a GNU Radio flowgraph (rkdsc blocks)")
     p.add_argument("--phy", default="symbol", choices=["symbol", "waveform"])
     p.add_argument("--bundle", default="default", help="'default' or a bundle folder")
-    p.add_argument(
-        "--channel", default="awgn", choices=["awgn", "rayleigh", "rayleigh_fast", "rician"]
-    )
+    _channel_option(p, default="awgn", help="%(choices)s (default %(default)s)")
     p.add_argument("--snr", type=_floats, default=list(range(-10, 25, 2)), help="SNRs in dB, a,b,c")
     p.add_argument("--rate", type=int, default=16, help="K symbols per image")
     p.add_argument("--n", type=int, default=None, help="number of test images (default: all)")

@@ -26,11 +26,13 @@ from rkdsc_core.channels.fading import (
     apply_flat_fading,
 )
 from rkdsc_core.channels.link import (
+    CHANNELS,
     CSI_MODES,
     EQUALIZERS,
     FADING_MODELS,
     Channel,
     ChannelOutput,
+    list_channels,
     make_channel,
     make_fading,
 )
@@ -46,6 +48,7 @@ from rkdsc_core.channels.snr import (
 
 __all__ = [
     "AWGN",
+    "CHANNELS",
     "CSI_MODES",
     "EQUALIZERS",
     "FADING_MODELS",
@@ -68,6 +71,7 @@ __all__ = [
     "jakes_correlation",
     "linear_interpolate",
     "linear_to_db",
+    "list_channels",
     "lmmse_estimate",
     "ls_estimate",
     "make_channel",

@@ -26,14 +26,28 @@ from rkdsc_core.channels.fading import (
     RicianBlockFading,
 )
 from rkdsc_core.channels.snr import noise_variance
+from rkdsc_core.registry import Registry
 
-#: Registry: channel name → fading model class (the names `make_channel` and `ChannelMix` accept).
-FADING_MODELS: dict[str, type[FadingModel]] = {
-    "awgn": NoFading,
-    "rayleigh": RayleighBlockFading,
-    "rayleigh_fast": RayleighTimeVarying,
-    "rician": RicianBlockFading,
-}
+#: The channel registry: name → fading model class. The one list of channel names: `make_channel`,
+#: `ChannelMix`, `rkdsc eval/loopback --channel` and the symbol_channel block (and its GRC enum, by
+#: a test) read it. A new channel is an entry here plus its `FadingModel` in fading.py.
+CHANNELS: Registry[type[FadingModel]] = Registry(
+    "channel",
+    {
+        "awgn": NoFading,
+        "rayleigh": RayleighBlockFading,
+        "rayleigh_fast": RayleighTimeVarying,
+        "rician": RicianBlockFading,
+    },
+)
+FADING_MODELS = CHANNELS  # the registry's earlier name
+
+
+def list_channels() -> tuple[str, ...]:
+    """The registered channel names, in registration order."""
+    return CHANNELS.names()
+
+
 CSI_MODES = ("perfect", "ls", "lmmse")
 EQUALIZERS = ("zf", "mmse", "mmse_biased")
 
@@ -72,10 +86,9 @@ class ChannelOutput:
 
 def make_fading(name: str, **params) -> FadingModel:
     """The fading model registered as `name`; `params` go to its constructor (unknown: raise)."""
-    if name not in FADING_MODELS:
-        raise ValueError(f"channel must be one of {', '.join(FADING_MODELS)}, got {name!r}")
+    model = CHANNELS.get(name)  # an unknown name: UnknownNameError (a ValueError) listing them
     try:
-        return FADING_MODELS[name](**params)
+        return model(**params)
     except TypeError as exc:
         raise ValueError(f"bad parameters {sorted(params)} for channel {name!r}: {exc}") from None
 

@@ -16,13 +16,14 @@ from torch import nn
 from rkdsc_core.channels._checks import check_scalar, check_symbols, per_sample
 from rkdsc_core.channels.fading import DEFAULT_FD_TS, DEFAULT_K_FACTOR
 from rkdsc_core.channels.link import (
-    FADING_MODELS,
+    CHANNELS,
     ChannelOutput,
     check_receiver,
     frame_length,
     make_fading,
     transmit,
 )
+from rkdsc_core.registry import UnknownNameError
 
 if TYPE_CHECKING:
     from rkdsc_core.config import ChannelMixConfig
@@ -34,8 +35,8 @@ class ChannelMix(nn.Module):
     """A random channel per sample: name ~ Categorical(weights), SNR ~ U[snr_min_db, snr_max_db].
 
     Args:
-        channels: names from `FADING_MODELS` ("awgn", "rayleigh", "rayleigh_fast", "rician"),
-            no repeats.
+        channels: names from the `CHANNELS` registry ("awgn", "rayleigh", "rayleigh_fast",
+            "rician"), no repeats.
         weights: relative probabilities, one per channel, >= 0 with a positive sum; None = uniform.
         snr_min_db, snr_max_db: Es/N0 range in dB (equal bounds give a fixed SNR).
         rician_k: K-factor of "rician" (>= 0).
@@ -61,9 +62,8 @@ class ChannelMix(nn.Module):
         if not names or len(set(names)) != len(names):
             raise ValueError(f"channels must be a non-empty list without repeats, got {channels!r}")
         for name in names:
-            if name not in FADING_MODELS:
-                known = ", ".join(FADING_MODELS)
-                raise ValueError(f"channels: unknown channel {name!r} (known: {known})")
+            if name not in CHANNELS:  # a ValueError that lists the names
+                raise UnknownNameError(f"channels: {CHANNELS.unknown(name)}")
         self.channel_names = names
         self.probs = self._probabilities(weights, len(names))
         self.snr_min_db = check_scalar(snr_min_db, "snr_min_db")

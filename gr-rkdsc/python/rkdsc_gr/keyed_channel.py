@@ -39,7 +39,7 @@ class keyed_channel(gr.basic_block):  # noqa: N801 - GNU Radio block naming
     """Flat channel for symbol PDUs with the evaluation's keyed draws and true CSI.
 
     Args:
-        channel: "awgn", "rayleigh", "rayleigh_fast" or "rician" (as `rkdsc eval --channel`).
+        channel: a name of the channel registry, `rkdsc_core.channels.list_channels()`.
         snr_db: Es/N0 in dB (unit-power symbols in); runtime `set_snr`.
         seed: the evaluation seed (`rkdsc eval --seed`).
         fd_ts, k_factor: Doppler of "rayleigh_fast", K-factor of "rician".

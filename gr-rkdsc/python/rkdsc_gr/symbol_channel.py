@@ -24,7 +24,8 @@ from rkdsc_gr._symbol_stream import LEAD, symbol_collector, symbol_feeder, symbo
 
 log = logging.getLogger(__name__)
 
-#: Channel names, as `rkdsc_core.channels.FADING_MODELS` / `rkdsc eval --channel`.
+#: The channels this block implements: every name of `rkdsc_core.channels.CHANNELS`, the registry
+#: (tests/gr/test_blocks.py checks this tuple and the GRC enum against it).
 CHANNELS = ("awgn", "rayleigh", "rayleigh_fast", "rician")
 SINUSOIDS = 32  # fading_model's N: |h|² of the held gains is exponential within ~0.5 %
 BLOCK_FDTS = 0.3  # Doppler of the process sampled once per image: successive images ≈ independent
