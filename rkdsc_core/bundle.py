@@ -23,6 +23,7 @@ from torch import nn
 
 from rkdsc_core.data.transforms import Normalisation
 from rkdsc_core.errors import RkdscError
+from rkdsc_core.registry import Registry
 from rkdsc_core.torch_utils import count_params, cpu_state  # noqa: F401 - count_params: re-export
 from rkdsc_core.transceiver import Receiver, Transmitter, fold_batchnorm
 
@@ -79,13 +80,17 @@ def _build_deepjscc_cnn(spec: dict) -> nn.Module:
     return DeepJsccCnn(**spec)
 
 
-BUILDERS: dict[str, Callable[[dict], nn.Module]] = {
-    "teacher": _build_teacher,
-    "student": _build_student,
-    "cat": _build_cat,
-    "head": _build_head,
-    "deepjscc_cnn": _build_deepjscc_cnn,
-}
+#: The component-builder registry: builder name → spec → module (the manifest never names code).
+BUILDERS: Registry[Callable[[dict], nn.Module]] = Registry(
+    "bundle component builder",
+    {
+        "teacher": _build_teacher,
+        "student": _build_student,
+        "cat": _build_cat,
+        "head": _build_head,
+        "deepjscc_cnn": _build_deepjscc_cnn,
+    },
+)
 
 
 def builder_of(manifest: dict, name: str) -> str:

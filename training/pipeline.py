@@ -14,21 +14,26 @@ import time
 from rkdsc_core import distributed
 from rkdsc_core.config import load_config, save_config
 from rkdsc_core.errors import RkdscError
+from rkdsc_core.registry import Registry
 from rkdsc_core.seeding import seed_everything
 from rkdsc_train.context import StageContext, resolve_device
 
 log = logging.getLogger(__name__)
 
-# name -> "module:function"; a stage's module is imported only when that stage runs.
-STAGES: dict[str, str] = {
-    "teacher": "rkdsc_train.stage_teacher:run",
-    "store": "rkdsc_train.stage_store:run",
-    "search": "rkdsc_train.stage_search:run",
-    "stage1": "rkdsc_train.stage_stage1:run",
-    "stage2": "rkdsc_train.stage_stage2:run",
-    "baselines": "rkdsc_train.stage_baselines:run",
-    "export": "rkdsc_train.stage_export:run",
-}
+# The stage registry, in pipeline order: name -> "module:function"; a stage's module is imported
+# only when that stage runs.
+STAGES: Registry[str] = Registry(
+    "stage",
+    {
+        "teacher": "rkdsc_train.stage_teacher:run",
+        "store": "rkdsc_train.stage_store:run",
+        "search": "rkdsc_train.stage_search:run",
+        "stage1": "rkdsc_train.stage_stage1:run",
+        "stage2": "rkdsc_train.stage_stage2:run",
+        "baselines": "rkdsc_train.stage_baselines:run",
+        "export": "rkdsc_train.stage_export:run",
+    },
+)
 # Stages rank 0 runs alone under torchrun (no training in them; last in STAGES, so the other ranks
 # need not wait for them — a long export cannot run into the process-group timeout).
 MAIN_ONLY = ("export",)
@@ -50,8 +55,8 @@ def run_pipeline(config_path, overrides, stages=None, resume=False) -> dict:
     cfg = load_config(config_path, overrides)
     names = list(stages) if stages else list(STAGES)
     unknown = [s for s in names if s not in STAGES]
-    if unknown:
-        raise RkdscError(f"unknown stage '{unknown[0]}' (choose from {', '.join(STAGES)})")
+    if unknown:  # an RkdscError listing the stages
+        raise STAGES.unknown(unknown[0])
     names = [s for s in STAGES if s in names]  # always in pipeline order
     with distributed.session(resolve_device(cfg.device).type):
         if distributed.is_main():

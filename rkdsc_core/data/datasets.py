@@ -10,12 +10,14 @@ import gzip
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rkdsc_core.errors import RkdscError
+from rkdsc_core.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,6 @@ FMNIST_CLASSES = (
     "Ankle boot",
 )
 SUBSET_FILE = Path(__file__).with_name("fmnist_subset") / "fmnist_subset.npz"
-DATASETS = ("fmnist", "fmnist_subset", "cifar10", "cifar100", "imagefolder")
 SPLITS = ("train", "test")
 
 
@@ -184,17 +185,31 @@ def load_dataset(
     image_size: int | None = None,
     limit: int | None = None,
 ) -> ImageArrays:
-    """One door to every dataset: `name` in DATASETS, `split` in ('train', 'test')."""
+    """One door to every dataset: `name` in `list_datasets()`, `split` in ('train', 'test')."""
     if split not in SPLITS:
         raise RkdscError(f"unknown split '{split}' (choose from {', '.join(SPLITS)})")
-    if name == "fmnist":
-        arrays = load_fmnist(split, root)
-    elif name == "fmnist_subset":
-        arrays = load_fmnist_subset(split)
-    elif name in ("cifar10", "cifar100"):
-        arrays = load_cifar(name, split, root, download)
-    elif name == "imagefolder":
-        arrays = load_imagefolder(split, root, image_size)
-    else:
-        raise RkdscError(f"unknown dataset '{name}' (choose from {', '.join(DATASETS)})")
-    return arrays.take(limit)
+    loader = DATASETS.get(name)  # an unknown name: a one-line error listing the registered ones
+    return loader(split=split, root=root, download=download, image_size=image_size).take(limit)
+
+
+#: The dataset registry: name → loader(*, split, root, download, image_size) → ImageArrays (each
+#: takes the keywords it needs). A new dataset is an entry here plus its loader.
+DATASETS: Registry[Callable[..., ImageArrays]] = Registry(
+    "dataset",
+    {
+        "fmnist": lambda split, root, **_: load_fmnist(split, root),
+        "fmnist_subset": lambda split, **_: load_fmnist_subset(split),
+        "cifar10": lambda split, root, download, **_: load_cifar("cifar10", split, root, download),
+        "cifar100": lambda split, root, download, **_: load_cifar(
+            "cifar100", split, root, download
+        ),
+        "imagefolder": lambda split, root, image_size, **_: load_imagefolder(
+            split, root, image_size
+        ),
+    },
+)
+
+
+def list_datasets() -> tuple[str, ...]:
+    """The registered dataset names, in registration order."""
+    return DATASETS.names()

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rkdsc_core.registry import Registry
+
 OpFactory = Callable[[int, int, bool], nn.Module]
 
 DARTS_PRIMITIVES: tuple[str, ...] = (
@@ -110,27 +112,31 @@ def _skip(c: int, stride: int, affine: bool) -> nn.Module:
     return nn.Identity() if stride == 1 else FactorizedReduce(c, c, affine)
 
 
-OPS: dict[str, OpFactory] = {
-    "none": lambda c, stride, affine: Zero(stride),
-    "avg_pool_3x3": lambda c, stride, affine: nn.AvgPool2d(
-        3, stride=stride, padding=1, count_include_pad=False
-    ),
-    "max_pool_3x3": lambda c, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1),
-    "skip_connect": _skip,
-    "sep_conv_3x3": lambda c, stride, affine: SepConv(c, c, 3, stride, 1, affine),
-    "sep_conv_5x5": lambda c, stride, affine: SepConv(c, c, 5, stride, 2, affine),
-    "dil_conv_3x3": lambda c, stride, affine: DilConv(c, c, 3, stride, 2, 2, affine),
-    "dil_conv_5x5": lambda c, stride, affine: DilConv(c, c, 5, stride, 4, 2, affine),
-}
+OPS: Registry[OpFactory] = Registry(
+    "op",
+    {
+        "none": lambda c, stride, affine: Zero(stride),
+        "avg_pool_3x3": lambda c, stride, affine: nn.AvgPool2d(
+            3, stride=stride, padding=1, count_include_pad=False
+        ),
+        "max_pool_3x3": lambda c, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1),
+        "skip_connect": _skip,
+        "sep_conv_3x3": lambda c, stride, affine: SepConv(c, c, 3, stride, 1, affine),
+        "sep_conv_5x5": lambda c, stride, affine: SepConv(c, c, 5, stride, 2, affine),
+        "dil_conv_3x3": lambda c, stride, affine: DilConv(c, c, 3, stride, 2, 2, affine),
+        "dil_conv_5x5": lambda c, stride, affine: DilConv(c, c, 5, stride, 4, 2, affine),
+    },
+)
+
+
+def list_ops() -> tuple[str, ...]:
+    """The registered primitive names (lookup only: the search space fixes their order)."""
+    return OPS.names()
 
 
 def make_op(name: str, c: int, stride: int, affine: bool = True) -> nn.Module:
     """Instantiate primitive `name` on `c` channels; unknown names raise naming the choices."""
-    try:
-        factory = OPS[name]
-    except KeyError:
-        raise ValueError(f"unknown op '{name}' (known: {', '.join(sorted(OPS))})") from None
-    return factory(c, stride, affine)
+    return OPS.get(name)(c, stride, affine)  # an unknown name: a ValueError listing them
 
 
 def is_pool(name: str) -> bool:

@@ -29,8 +29,8 @@ class SearchSpace:
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.primitives if p not in OPS]
-        if unknown:
-            raise ValueError(f"unknown op '{unknown[0]}' in search space (known: {sorted(OPS)})")
+        if unknown:  # a ValueError listing the registered ops
+            raise OPS.unknown(unknown[0])
         if len(set(self.primitives)) != len(self.primitives):
             raise ValueError("search-space primitives must be unique")
         if self.nodes < 1:

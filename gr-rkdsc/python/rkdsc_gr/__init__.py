@@ -8,22 +8,27 @@ import sys
 import types
 from importlib import import_module
 
-# block class (= GRC id without the `rkdsc_` prefix) → module
-_BLOCKS: dict[str, str] = {
-    "image_source": "image_source",
-    "semantic_tx": "semantic_tx",
-    "semantic_rx": "semantic_rx",
-    "accuracy_sink": "accuracy_sink",
-    "symbol_channel": "symbol_channel",
-    "keyed_channel": "keyed_channel",
-    "rf_link": "rf_link",
-    "ota_tx": "ota_tx",
-    "ota_rx": "ota_rx",
-    "ota_channel": "ota_channel",
-    "ota_sigmf_sink": "sigmf_io",
-    "ota_sigmf_source": "sigmf_io",
-    "ota_decision_log": "ota_decision_log",
-}
+from rkdsc_core.registry import Registry  # standard library only: no torch, no GNU Radio
+
+# The block registry: block class (= GRC id without the `rkdsc_` prefix) → its module.
+_BLOCKS: Registry[str] = Registry(
+    "block",
+    {
+        "image_source": "image_source",
+        "semantic_tx": "semantic_tx",
+        "semantic_rx": "semantic_rx",
+        "accuracy_sink": "accuracy_sink",
+        "symbol_channel": "symbol_channel",
+        "keyed_channel": "keyed_channel",
+        "rf_link": "rf_link",
+        "ota_tx": "ota_tx",
+        "ota_rx": "ota_rx",
+        "ota_channel": "ota_channel",
+        "ota_sigmf_sink": "sigmf_io",
+        "ota_sigmf_source": "sigmf_io",
+        "ota_decision_log": "ota_decision_log",
+    },
+)
 
 
 class _Package(types.ModuleType):

@@ -24,7 +24,7 @@ class image_source(gr.basic_block):  # noqa: N801 - GNU Radio block naming
     """Emit images of `dataset`/`split` from `start`, `n_images` of them (0 = to the end).
 
     Args:
-        dataset: a name of `rkdsc_core.data.datasets.DATASETS` (e.g. "fmnist", "fmnist_subset").
+        dataset: one of `rkdsc_core.data.datasets.list_datasets()` (e.g. "fmnist", "fmnist_subset").
         split: "test" or "train".
         n_images: how many images per pass (0 = all from `start`).
         start: index of the first image.
