@@ -1,5 +1,7 @@
 """The registry shape (rkdsc_core.registry) and the channel registry every channel list reads."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +98,14 @@ def test_unknown_stage_lists_the_stages(tmp_path):
     with pytest.raises(UnknownNameError, match="unknown stage 'stage3' \\(choose from teacher, "):
         run_pipeline(REPO / "training/configs/smoke.yaml", [f"out_dir={tmp_path}"], ["stage3"])
     assert STAGES.names()[0] == "teacher" and STAGES.names()[-1] == "export"
+
+
+def test_cli_parser_builds_without_torch():
+    """The --channel choices are read when used, so `rkdsc doctor` can report a broken torch."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from rkdsc.cli import build_parser\n"
+        "print(build_parser().parse_args(['doctor']).command)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "doctor", out.stderr
