@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from rkdsc_core.errors import ConfigError
+from rkdsc_core.nas.primitives import DARTS_PRIMITIVES
 
 
 @dataclass
@@ -83,18 +84,7 @@ class SearchConfig:
     layers: int = 4
     nodes: int = 4
     stem_multiplier: int = 2
-    primitives: list[str] = field(
-        default_factory=lambda: [
-            "none",
-            "max_pool_3x3",
-            "avg_pool_3x3",
-            "skip_connect",
-            "sep_conv_3x3",
-            "sep_conv_5x5",
-            "dil_conv_3x3",
-            "dil_conv_5x5",
-        ]
-    )
+    primitives: list[str] = field(default_factory=lambda: list(DARTS_PRIMITIVES))
     lambda_cost: float = 0.1
     cost_metric: str = "params"  # params | flops
     cost_budget: float | None = None  # hinge: penalise only C(α) above this (same unit)

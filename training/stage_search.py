@@ -22,8 +22,8 @@ from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.transforms import Normalisation
 from rkdsc_core.distill.batches import KDData, evaluate, iterate, num_batches, progress
 from rkdsc_core.nas.cost import count_flops
-from rkdsc_core.nas.genotype import Genotype, plot_genotype
-from rkdsc_core.nas.plots import plot_search_curves
+from rkdsc_core.nas.genotype import Genotype
+from rkdsc_core.nas.plots import plot_genotype, plot_search_curves
 from rkdsc_core.nas.search import SupernetSearch, search_macro
 from rkdsc_core.nas.student import build_student
 from rkdsc_core.provenance import provenance

@@ -17,17 +17,6 @@ from rkdsc_core.registry import Registry
 
 OpFactory = Callable[[int, int, bool], nn.Module]
 
-DARTS_PRIMITIVES: tuple[str, ...] = (
-    "none",
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-)
-
 
 class ReLUConvBN(nn.Sequential):
     """ReLU → Conv(k, stride) → BN: the 1×1 cell preprocessing and the stem of a conv op."""

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rkdsc_core.nas.ops import DARTS_PRIMITIVES, OPS, FactorizedReduce, ReLUConvBN, make_op
+from rkdsc_core.nas.ops import OPS, FactorizedReduce, ReLUConvBN, make_op
+from rkdsc_core.nas.primitives import DARTS_PRIMITIVES
 
 ALPHA_NAMES = ("alpha_normal", "alpha_reduce")
 

@@ -8,8 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from rkdsc_core.nas.cost import build_cost_table, cost_penalty, op_cost
-from rkdsc_core.nas.genotype import Genotype, derive, plot_genotype
-from rkdsc_core.nas.ops import DARTS_PRIMITIVES, OPS, make_op
+from rkdsc_core.nas.genotype import Genotype, derive
+from rkdsc_core.nas.ops import OPS, make_op
+from rkdsc_core.nas.plots import plot_genotype
+from rkdsc_core.nas.primitives import DARTS_PRIMITIVES
 from rkdsc_core.nas.reference import HandCNN, hand_cnn_spec
 from rkdsc_core.nas.student import build_student, student_from_spec, student_spec
 from rkdsc_core.nas.supernet import Macro, MixedOp, SearchSpace, Supernet
