@@ -11,18 +11,18 @@ from rkdsc_core.channels import (
     AWGN,
     CSI_MODES,
     EQUALIZERS,
-    FADING_MODELS,
     ChannelMix,
     RayleighBlockFading,
     apply_flat_fading,
     complex_normal,
+    list_channels,
     make_channel,
     measure_snr_db,
     normalize_power,
 )
 from rkdsc_core.config import ChannelMixConfig, load_config
 
-ALL = tuple(FADING_MODELS)
+ALL = list_channels()
 
 
 def gen(seed: int) -> torch.Generator:

@@ -145,3 +145,16 @@ def test_no_import_cycles():
     cycles = [sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1]
     assert graph.number_of_nodes() > 90 and graph.number_of_edges() > 150  # the scan saw the tree
     assert not cycles, "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def test_middle_layers_reach_neither_the_app_nor_each_other():
+    """`rkdsc_gr` (GNU Radio) and `rkdsc_train` (training) sit side by side on the core; only the
+    `rkdsc` command above them joins them."""
+    g = import_graph()
+    offenders = []
+    for mod in (m for m in g if m.split(".")[0] in ("rkdsc_gr", "rkdsc_train")):
+        top = mod.split(".")[0]
+        banned = {"rkdsc", "rkdsc_gr", "rkdsc_train"} - {top}
+        seen = reachable(g, mod)
+        offenders += [chain(seen, n) for n in seen if n.split(".")[0] in banned]
+    assert not offenders, "\n".join(sorted(set(offenders)))
