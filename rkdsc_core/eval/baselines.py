@@ -1,9 +1,11 @@
 """Baselines next to RKD-SC (issue 11): no-CAT analog features, separate source/channel coding, and
 the capacity bound for the label.
 
-Pure numpy / Pillow / torch. The forward error correction itself (GNU Radio's `gnuradio.fec`) lives
-in `rkdsc_gr.digital_baselines` and comes in here as a `BlockCode` object, so that this layer never
-imports gnuradio (DESIGN.md §2). Conventions:
+Every baseline is registered in `BASELINES` (name → runner; `--baselines all` runs them in that
+order). The digital links (QAM, LLRs, bits, JPEG, coded frames) are in `eval/digital_link.py`. Pure
+numpy / Pillow / torch. The forward error correction itself (GNU Radio's `gnuradio.fec`) lives in
+`rkdsc_gr.digital_baselines` and comes in as a `BlockCode` factory from the `rkdsc` command, so that
+this layer never imports gnuradio (DESIGN.md §2). Conventions:
 
 - symbols are complex64 [N, K] with unit average power (DESIGN.md §3); a digital link sends each
   image's frame through the same `rkdsc_core.channels` channel as RKD-SC, equalised with perfect
@@ -19,12 +21,10 @@ uniform random guess among the classes (a receiver with a CRC would know the fra
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -34,131 +34,33 @@ from rkdsc_core.channels import (
     db_to_linear,
     linear_to_db,
     make_channel,
-    noise_variance,
 )
 from rkdsc_core.data.datasets import ImageArrays
 from rkdsc_core.data.transforms import to_tensor
+from rkdsc_core.eval.digital_link import (
+    CodeFactory,
+    bits_to_bytes,
+    bits_to_int,
+    bytes_to_bits,
+    coded_link,
+    int_to_bits,
+    jpeg_join,
+    jpeg_split,
+)
 from rkdsc_core.eval.harness import point
+from rkdsc_core.registry import Registry
 from rkdsc_core.runtime import Bundle
 
 log = logging.getLogger(__name__)
 
-DIGITAL = ("label-digital", "feature-digital", "feature-digital-16qam", "image-digital")
-ANALOG = ("no-cat", "deepjscc-cnn", "single-stage", "teacher-over-channel")
-ALL = ANALOG + DIGITAL + ("capacity-bound",)
-KNOWN = ALL
 # Budgets when the bundle holds no trained copy (`rkdsc train --stage baselines` exports one):
 SINGLE_STAGE_STEPS = 150  # Adam steps, batch 64 (the student's DARTS cells are slow on CPU)
 TEACHER_CAT_STEPS = 600  # Adam steps, batch 128, on teacher embeddings computed once
 DEEPJSCC_STEPS = 300  # Adam steps of the DeepJSCC-CNN baseline (short, CPU budget)
 
 
-class BlockCode(Protocol):
-    """A binary block code: `k` info bits → `n` coded bits, decoded from soft values."""
-
-    n: int
-    k: int
-    name: str
-
-    def encode(self, bits: np.ndarray) -> np.ndarray:
-        """uint8 [F, k] → uint8 [F, n]."""
-
-    def decode(self, llr: np.ndarray) -> np.ndarray:
-        """float32 LLRs [F, n] (log P(0)/P(1)) → uint8 [F, k]."""
-
-
-CodeFactory = Callable[..., BlockCode]
-
-
 # --------------------------------------------------------------------------------------------------
-# constellations
-
-
-def qam_constellation(m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gray-mapped square M-QAM (M = 4, 16, 64, …) at unit average energy.
-
-    Returns (points complex128 [M], labels uint8 [M, log2 M]); `points[i]` carries bits `labels[i]`
-    (first half of the bits on I, second half on Q, each Gray-coded along its axis).
-    """
-    bps = int(round(math.log2(m)))
-    if 2**bps != m or bps % 2:
-        raise ValueError(f"M={m} is not a square QAM order (4, 16, 64, …)")
-    side = 2 ** (bps // 2)
-    levels = np.arange(-(side - 1), side, 2, dtype=np.float64)  # [side]
-    gray = np.arange(side) ^ (np.arange(side) >> 1)  # gray code of each level index
-    h = bps // 2
-    pts, labels = [], []
-    for i in range(side):
-        for q in range(side):
-            pts.append(levels[i] + 1j * levels[q])
-            bi = [(gray[i] >> (h - 1 - b)) & 1 for b in range(h)]
-            bq = [(gray[q] >> (h - 1 - b)) & 1 for b in range(h)]
-            labels.append(bi + bq)
-    pts_a = np.asarray(pts)
-    pts_a /= np.sqrt(np.mean(np.abs(pts_a) ** 2))
-    return pts_a, np.asarray(labels, np.uint8)
-
-
-def modulate(bits: np.ndarray, m: int) -> np.ndarray:
-    """uint8 [N, nbits] (nbits a multiple of log2 M) → complex64 [N, nbits / log2 M]."""
-    pts, labels = qam_constellation(m)
-    bps = labels.shape[1]
-    n, nb = bits.shape
-    if nb % bps:
-        raise ValueError(f"{nb} bits per row is not a multiple of {bps}")
-    groups = bits.reshape(n, nb // bps, bps).astype(np.int64)
-    idx_of_label = np.zeros(m, np.int64)
-    idx_of_label[labels.astype(np.int64) @ (1 << np.arange(bps - 1, -1, -1))] = np.arange(m)
-    value = groups @ (1 << np.arange(bps - 1, -1, -1))
-    return pts[idx_of_label[value]].astype(np.complex64)
-
-
-def demap_llr(y: np.ndarray, n0: np.ndarray, m: int) -> np.ndarray:
-    """Max-log LLRs of equalised symbols.
-
-    Args:
-        y: complex [N, S] equalised symbols.
-        n0: float [N, S] (or broadcastable) effective complex noise variance per symbol.
-        m: QAM order.
-    Returns:
-        float32 [N, S·log2 M], log P(b=0)/P(b=1), bits in the order of `modulate`.
-    """
-    pts, labels = qam_constellation(m)
-    d = np.abs(y[..., None] - pts) ** 2  # [N, S, M]
-    bps = labels.shape[1]
-    out = np.empty(y.shape + (bps,), np.float64)
-    for b in range(bps):
-        d0 = d[..., labels[:, b] == 0].min(-1)
-        d1 = d[..., labels[:, b] == 1].min(-1)
-        out[..., b] = (d1 - d0) / np.maximum(np.broadcast_to(n0, y.shape), 1e-12)
-    return np.clip(out, -1e3, 1e3).reshape(y.shape[0], -1).astype(np.float32)
-
-
-def digital_channel(
-    symbols: np.ndarray, channel: str, snr_db: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """complex64 [N, S] of images 0…N−1 → (ZF-equalised symbols complex64 [N, S], effective N0
-    float64 [N, S]), through the keyed draws every method shares (`channels.draws`)."""
-    ch = make_channel(channel, equalizer="zf")
-    x = torch.from_numpy(np.ascontiguousarray(symbols, np.complex64))
-    out = apply_keyed(ch, x, float(snr_db), np.arange(len(x)), seed)
-    return out.symbols.numpy(), noise_variance(out.snr_eff_db.double().numpy())
-
-
-# --------------------------------------------------------------------------------------------------
-# bits, capacity
-
-
-def int_to_bits(values: np.ndarray, nbits: int) -> np.ndarray:
-    """int [...] → uint8 [..., nbits], MSB first."""
-    v = np.asarray(values, np.int64)[..., None]
-    return ((v >> np.arange(nbits - 1, -1, -1)) & 1).astype(np.uint8)
-
-
-def bits_to_int(bits: np.ndarray) -> np.ndarray:
-    """uint8 [..., nbits] (MSB first) → int64 [...]."""
-    nb = bits.shape[-1]
-    return bits.astype(np.int64) @ (1 << np.arange(nb - 1, -1, -1))
+# capacity
 
 
 def capacity_snr_db(rate: int, num_classes: int) -> float:
@@ -312,75 +214,6 @@ def choose_quantizer(
         if acc > best_acc:
             best, best_acc = q, acc
     return best
-
-
-# --------------------------------------------------------------------------------------------------
-# JPEG with shared tables
-
-
-def jpeg_split(image: np.ndarray, quality: int) -> tuple[bytes, bytes]:
-    """uint8 [H, W, C] → (header up to the end of SOS, entropy-coded scan + EOI).
-
-    With fixed size, quality and Pillow's standard Huffman tables the header is the same for every
-    image, so both ends can share it and only the scan needs to be sent.
-    """
-    from PIL import Image
-
-    img = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality, optimize=False)
-    data = buf.getvalue()
-    i = data.find(b"\xff\xda")
-    sos_len = int.from_bytes(data[i + 2 : i + 4], "big")
-    cut = i + 2 + sos_len
-    return data[:cut], data[cut:]
-
-
-def jpeg_join(header: bytes, scan: bytes, shape: tuple[int, int, int]) -> np.ndarray | None:
-    """(header, scan bytes) → uint8 [H, W, C], or None when Pillow cannot decode it."""
-    from PIL import Image
-
-    try:
-        img = Image.open(io.BytesIO(header + scan))
-        img.load()
-        arr = np.asarray(img.convert("L" if shape[2] == 1 else "RGB"), np.uint8)
-    except Exception:  # corrupted stream: the receiver detects a failed frame
-        return None
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    return arr if arr.shape == tuple(shape) else None
-
-
-def bytes_to_bits(data: bytes) -> np.ndarray:
-    return np.unpackbits(np.frombuffer(data, np.uint8))
-
-
-def bits_to_bytes(bits: np.ndarray) -> bytes:
-    return np.packbits(bits.astype(np.uint8)).tobytes()
-
-
-# --------------------------------------------------------------------------------------------------
-# the links
-
-
-def coded_link(
-    bits: np.ndarray,
-    code: BlockCode,
-    m: int,
-    channel: str,
-    snr_db: float,
-    seed: int,
-) -> np.ndarray:
-    """Send uint8 [N, k·F] bits (F codewords per image) coded by `code` and mapped to M-QAM, one
-    frame per image (images 0…N−1, keyed draws) through `channel` at `snr_db`; returns the
-    decoded uint8 [N, k·F]."""
-    n_img, nb = bits.shape
-    f = nb // code.k
-    cw = code.encode(bits.reshape(n_img * f, code.k)).reshape(n_img, f * code.n)
-    sym = modulate(cw, m)
-    y, n0 = digital_channel(sym, channel, snr_db, seed)
-    llr = demap_llr(y, n0, m).reshape(n_img * f, code.n)
-    return code.decode(llr).reshape(n_img, nb)
 
 
 def label_digital(
@@ -605,58 +438,124 @@ def run_baselines(
 def _run_baselines(
     bundle, data, train, channel, snrs, rate, names, code_factory, seed, accuracy_at_tx
 ) -> tuple[dict, dict]:
+    run = BaselineRun(bundle, data, train, channel, snrs, rate, code_factory, seed, accuracy_at_tx)
     curves: dict = {}
     info: dict = {}
     for name in names:
         log.info("baseline %s on %s K=%d", name, channel, rate)
-        if name == "no-cat":
-            pts, inf = no_cat(bundle, data, train, channel, snrs, rate, seed)
-        elif name == "deepjscc-cnn":
-            from rkdsc_core.eval.learned_baselines import deepjscc_cnn
-
-            pts, inf = deepjscc_cnn(
-                bundle, data, train, channel, snrs, rate, steps=DEEPJSCC_STEPS, seed=seed
-            )
-        elif name == "single-stage":
-            from rkdsc_core.eval.learned_baselines import single_stage
-
-            pts, inf = single_stage(
-                bundle, data, train, channel, snrs, rate, steps=SINGLE_STAGE_STEPS, seed=seed
-            )
-        elif name == "teacher-over-channel":
-            from rkdsc_core.eval.learned_baselines import teacher_over_channel
-
-            pts, inf = teacher_over_channel(
-                bundle, data, train, channel, snrs, rate, steps=TEACHER_CAT_STEPS, seed=seed
-            )
-        elif name == "label-digital":
-            pts, inf = label_digital(bundle, data, channel, snrs, rate, code_factory, seed)
-        elif name == "feature-digital":
-            pts, inf = feature_digital(
-                bundle, data, train, channel, snrs, rate, code_factory, 4, 0.5, seed
-            )
-        elif name == "feature-digital-16qam":
-            pts, inf = feature_digital(
-                bundle, data, train, channel, snrs, rate, code_factory, 16, 0.5, seed
-            )
-        elif name == "image-digital":
-            pts, inf = image_digital(bundle, data, channel, snrs, code_factory, seed=seed)
-        elif name == "capacity-bound":
-            c = len(bundle.classes)
-            acc = accuracy_at_tx if accuracy_at_tx is not None else 1.0
-            pts = capacity_bound_curve(snrs, rate, c, channel, acc)
-            inf = {
-                "snr_db_threshold": capacity_snr_db(rate, c),
-                "accuracy_at_tx": acc,
-                "model": "outage bound (block Rayleigh)"
-                if channel.startswith("rayleigh")
-                else "AWGN step at K·log2(1+SNR) = log2 C",
-                "meaning": "SNR above which the label can be sent with vanishing error (long "
-                "codes); not an accuracy upper bound at finite K: below it a short code still "
-                "delivers the right label part of the time (label-digital lies above the step)",
-            }
-        else:
-            raise ValueError(f"unknown baseline '{name}' (choose from {', '.join(KNOWN)})")
-        curves[name] = pts
-        info[name] = inf
+        curves[name], info[name] = BASELINES.get(name).run(run)  # unknown: lists the names
     return curves, info
+
+
+@dataclass(frozen=True)
+class BaselineRun:
+    """What every baseline runner is given: the methods compared at one (channel, K) see the same
+    test images, SNRs and seed."""
+
+    bundle: Bundle
+    data: ImageArrays
+    train: ImageArrays
+    channel: str
+    snrs: list[float]
+    rate: int
+    code_factory: CodeFactory | None
+    seed: int
+    accuracy_at_tx: float | None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A registered baseline: `run(BaselineRun) -> (points, info)`; `digital` ones need a
+    channel-code factory (gr-fec, handed in from the GNU Radio side)."""
+
+    run: Callable[[BaselineRun], tuple[list[dict], dict]]
+    digital: bool = False
+
+
+#: The baseline registry, in report order (`--baselines all`): a new baseline is its function plus
+#: a registered runner below.
+BASELINES: Registry[Baseline] = Registry("baseline")
+
+
+def _baseline(name: str, digital: bool = False):
+    """Register the decorated `run(BaselineRun)` as baseline `name`."""
+
+    def deco(run: Callable[[BaselineRun], tuple[list[dict], dict]]):
+        BASELINES.register(name, Baseline(run, digital))
+        return run
+
+    return deco
+
+
+@_baseline("no-cat")
+def _no_cat(r: BaselineRun):
+    return no_cat(r.bundle, r.data, r.train, r.channel, r.snrs, r.rate, r.seed)
+
+
+@_baseline("deepjscc-cnn")
+def _deepjscc_cnn(r: BaselineRun):
+    from rkdsc_core.eval.learned_baselines import deepjscc_cnn
+
+    steps = DEEPJSCC_STEPS
+    return deepjscc_cnn(r.bundle, r.data, r.train, r.channel, r.snrs, r.rate, steps, seed=r.seed)
+
+
+@_baseline("single-stage")
+def _single_stage(r: BaselineRun):
+    from rkdsc_core.eval.learned_baselines import single_stage
+
+    steps = SINGLE_STAGE_STEPS
+    return single_stage(r.bundle, r.data, r.train, r.channel, r.snrs, r.rate, steps, seed=r.seed)
+
+
+@_baseline("teacher-over-channel")
+def _teacher_over_channel(r: BaselineRun):
+    from rkdsc_core.eval.learned_baselines import teacher_over_channel
+
+    args = (r.bundle, r.data, r.train, r.channel, r.snrs, r.rate, TEACHER_CAT_STEPS)
+    return teacher_over_channel(*args, seed=r.seed)
+
+
+@_baseline("label-digital", digital=True)
+def _label_digital(r: BaselineRun):
+    return label_digital(r.bundle, r.data, r.channel, r.snrs, r.rate, r.code_factory, r.seed)
+
+
+@_baseline("feature-digital", digital=True)
+def _feature_digital_qpsk(r: BaselineRun):
+    args = (r.bundle, r.data, r.train, r.channel, r.snrs, r.rate, r.code_factory)
+    return feature_digital(*args, 4, 0.5, r.seed)
+
+
+@_baseline("feature-digital-16qam", digital=True)
+def _feature_digital_16qam(r: BaselineRun):
+    args = (r.bundle, r.data, r.train, r.channel, r.snrs, r.rate, r.code_factory)
+    return feature_digital(*args, 16, 0.5, r.seed)
+
+
+@_baseline("image-digital", digital=True)
+def _image_digital(r: BaselineRun):
+    return image_digital(r.bundle, r.data, r.channel, r.snrs, r.code_factory, seed=r.seed)
+
+
+@_baseline("capacity-bound")
+def _capacity_bound(r: BaselineRun):
+    c = len(r.bundle.classes)
+    acc = r.accuracy_at_tx if r.accuracy_at_tx is not None else 1.0
+    pts = capacity_bound_curve(r.snrs, r.rate, c, r.channel, acc)
+    inf = {
+        "snr_db_threshold": capacity_snr_db(r.rate, c),
+        "accuracy_at_tx": acc,
+        "model": "outage bound (block Rayleigh)"
+        if r.channel.startswith("rayleigh")
+        else "AWGN step at K·log2(1+SNR) = log2 C",
+        "meaning": "SNR above which the label can be sent with vanishing error (long "
+        "codes); not an accuracy upper bound at finite K: below it a short code still "
+        "delivers the right label part of the time (label-digital lies above the step)",
+    }
+    return pts, inf
+
+
+ALL = BASELINES.names()
+KNOWN = ALL
+DIGITAL = tuple(name for name, b in BASELINES.items() if b.digital)

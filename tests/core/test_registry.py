@@ -109,3 +109,20 @@ def test_cli_parser_builds_without_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "doctor", out.stderr
+
+
+def test_baseline_registry_runs_what_is_registered(monkeypatch):
+    """`run_baselines` dispatches through BASELINES: a runner registered at run time is run with
+    the shared BaselineRun, and the CLI's lists (`all`, the digital ones) are the registry's."""
+    from rkdsc_core.eval import baselines as bl
+
+    assert bl.ALL == bl.BASELINES.names() and bl.ALL[0] == "no-cat"
+    assert bl.DIGITAL == tuple(n for n in bl.ALL if "digital" in n) and len(bl.DIGITAL) == 4
+    seen = []
+    fake = bl.Baseline(lambda r: seen.append(r) or ([{"snr_db": 1.0, "accuracy": 0.5}], {}))
+    monkeypatch.setitem(bl.BASELINES._entries, "test-only", fake)
+    curves, _ = bl.run_baselines("B", "D", "T", "awgn", [1.0], 8, ["test-only"], None, seed=3)
+    assert curves["test-only"][0]["accuracy"] == 0.5
+    assert (seen[0].bundle, seen[0].rate, seen[0].seed, seen[0].code_factory) == ("B", 8, 3, None)
+    with pytest.raises(UnknownNameError, match="unknown baseline 'nope' \\(choose from no-cat, "):
+        bl.run_baselines("B", "D", "T", "awgn", [1.0], 8, ["nope"], None)

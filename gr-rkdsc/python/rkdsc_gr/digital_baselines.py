@@ -1,6 +1,6 @@
 """GNU Radio `gnuradio.fec` block codes for the digital baselines (issue 11).
 
-Each code is a `rkdsc_core.eval.baselines.BlockCode`: `encode(uint8 [F, k]) → uint8 [F, n]` and
+Each code is a `rkdsc_core.eval.digital_link.BlockCode`: `encode(uint8 [F, k]) → uint8 [F, n]` and
 `decode(float32 LLR [F, n]) → uint8 [F, k]`, LLR = log P(0)/P(1). Both run the generic gr-fec
 encoder/decoder objects inside `fec.encoder` / `fec.decoder` blocks, one short flowgraph per batch
 (all frames of one SNR point in one `tb.run()`): `fec.extended_*` hier blocks (threading,
