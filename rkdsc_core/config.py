@@ -176,6 +176,9 @@ class Stage2Config:
     cat_enc_d_model: int | None = None
     cat_enc_ff_mult: int | None = None
     cat_enc_out: typing.Literal["dense", "token"] = "dense"
+    # start from the CAT + head of a bundle ("default" or a folder) instead of fresh weights: a
+    # fine-tune (its CAT must have the shape the cat_* keys give)
+    init_from: str | None = None
     val_limit: int = 2000  # held-out training images used to pick the best epoch
     # Optional low-SNR phase after `epochs`: the same losses with the SNR drawn from
     # [channel.snr_min_db, finetune_snr_max_db], the learning rate cosine-decayed from finetune_lr.

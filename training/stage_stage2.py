@@ -51,6 +51,23 @@ def cat_config(cfg, feature_dim: int) -> CATConfig:
     )
 
 
+def init_from_bundle(cat: CATCodec, head: torch.nn.Module, bundle: str) -> None:
+    """Load the CAT and head of `bundle` into `cat` and `head` (stage2.init_from)."""
+    from rkdsc_core.runtime import load_bundle
+
+    src = load_bundle(bundle)
+    try:
+        cat.load_state_dict(src.cat.state_dict())
+        head.load_state_dict(src.head.state_dict())
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise RkdscError(
+            f"stage2.init_from {bundle}: its CAT/head do not fit the configured one ({first}); "
+            "set stage2.cat_* to the bundle's CAT"
+        ) from None
+    log.info("stage 2 starts from the CAT and head of %s", src.path)
+
+
 @torch.no_grad()
 def student_features(student, images: np.ndarray, norm: Normalisation, device, bs=500):
     """float32 [N, D] clean student features (computed once: the student is frozen)."""
@@ -157,6 +174,8 @@ def run(ctx: StageContext) -> dict:
     cat = CATCodec(cat_config(cfg, feats.shape[1])).to(dev)
     head = torch.nn.Linear(feats.shape[1], len(data.classes)).to(dev)
     head.load_state_dict(student.head.state_dict())
+    if s2.init_from:
+        init_from_bundle(cat, head, s2.init_from)
     mix = ChannelMix.from_config(s2.channel)
     weights = KDWeights(s2.feature_weight, s2.kl_weight, s2.ce_weight, s2.temperature)
     distiller = RobustDistiller(cat, head, mix, weights, s2.tx_snr_unknown_prob).to(dev)
