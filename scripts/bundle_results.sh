@@ -19,4 +19,4 @@ $R loopback --bundle "$B" --phy symbol --channel awgn --snr 10,0 --rate 16 --n 1
 $R loopback --bundle "$B" --phy waveform --channel awgn --snr 10,0 --rate 16 --n 1000 \
   --json results/loopback_waveform_k16.json
 $R demo --bundle "$B"
-scripts/run_baselines.sh "$B" 2000
+scripts/run_baselines.sh "$B" 10000

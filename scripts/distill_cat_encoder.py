@@ -1,0 +1,165 @@
+"""Shrink the transmitter (issue 19): distil the bundle's CAT encoder into a light one.
+
+The light encoder (`CATConfig.enc_d_model` / `enc_ff_mult` / `enc_out="token"`) is trained to emit
+the symbols the shipped encoder emits, every nested prefix K in the bundle's rates after its own
+power normalisation, from the frozen student's clean features, with the SNR unknown for half the
+samples and U[-10, 20] dB for the rest (stage 2's mix); the decoder and head stay as shipped.
+Then both codecs are scored as stage 2 scores its epochs (held-out last 2,000 training images,
+AWGN 0 / -5 dB and Rayleigh 5 dB at K = 16, SNR unknown at the encoder, seed 0) and the light one
+is written as a bundle next to the shipped components.
+
+Usage: python scripts/distill_cat_encoder.py --out runs/smallenc [--epochs 30] [--train 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rkdsc_core.bundle import count_params, load_component, read_manifest, save_bundle
+from rkdsc_core.channels import make_channel, normalize_power
+from rkdsc_core.codec.cat import CATCodec, CATConfig
+from rkdsc_core.data.datasets import load_dataset
+from rkdsc_core.data.transforms import to_tensor
+from rkdsc_core.provenance import provenance
+from rkdsc_core.runtime import load_bundle
+
+log = logging.getLogger("distill_cat_encoder")
+VAL = 2000  # stage 2's held-out tail of the training split (stage2.val_limit)
+
+
+@torch.no_grad()
+def features(bundle, images: np.ndarray, bs: int = 500) -> torch.Tensor:
+    return torch.cat(
+        [
+            bundle.student(to_tensor(images[i : i + bs], bundle.norm))[0]
+            for i in range(0, len(images), bs)
+        ]
+    )
+
+
+def prefixes(raw: torch.Tensor, rates) -> list[torch.Tensor]:
+    """Each nested prefix of raw encoder outputs complex [B, K_max], power-normalised alone."""
+    return [normalize_power(raw[:, :k]) for k in rates]
+
+
+@torch.no_grad()
+def validate(cat, head, feats, labels, seed: int = 0) -> dict:
+    """stage_stage2.validate's three points (K = 16, SNR unknown at the encoder)."""
+    res = {}
+    for name, snr in (("awgn", 0.0), ("awgn", -5.0), ("rayleigh", 5.0)):
+        g = torch.Generator().manual_seed(seed)
+        x = cat.encode(feats, 16, None)[:, :16]
+        out = make_channel(name)(x, torch.full((len(x),), snr), generator=g)
+        z = cat.decode_received(out.symbols, out.snr_eff_db)
+        res[f"{name}_{snr:g}dB_K16"] = float((head(z).argmax(1) == labels).float().mean())
+    res["score"] = float(np.mean(list(res.values())))
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bundle", default="default")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--train", type=int, default=20000, help="training images used")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--enc-d-model", type=int, default=32)
+    ap.add_argument("--enc-layers", type=int, default=2)
+    ap.add_argument("--enc-ff-mult", type=int, default=1)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = load_bundle(args.bundle)
+    old, head = bundle.cat.eval(), bundle.head.eval()
+    data = load_dataset(bundle.manifest["dataset"]["name"], "train")
+    n_tr = min(args.train, len(data) - VAL)
+    cache = out / "features.pt"
+    if cache.is_file():
+        ftr, fva = torch.load(cache, weights_only=True)
+    else:
+        t0 = time.time()
+        ftr, fva = features(bundle, data.images[:n_tr]), features(bundle, data.images[-VAL:])
+        torch.save((ftr, fva), cache)
+        log.info("student features of %d + %d images: %.0f s", n_tr, VAL, time.time() - t0)
+    yva = torch.from_numpy(data.labels[-VAL:].astype(np.int64))
+    cfg = CATConfig.from_dict(
+        {
+            **old.cfg.to_dict(),
+            "enc_d_model": args.enc_d_model,
+            "enc_layers": args.enc_layers,
+            "enc_ff_mult": args.enc_ff_mult,
+            "enc_out": "token",
+        }
+    )
+    new = CATCodec(cfg)
+    new.decoder.load_state_dict(old.decoder.state_dict())
+    for p in new.decoder.parameters():
+        p.requires_grad_(False)
+    rates = cfg.rates
+    opt = torch.optim.AdamW(new.encoder.parameters(), lr=args.lr, weight_decay=1e-4)
+    bs, steps = 256, args.epochs * -(-n_tr // 256)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(args.seed)
+    history = []
+    t0 = time.time()
+    for epoch in range(args.epochs):
+        new.encoder.train()
+        order = torch.randperm(n_tr, generator=gen)
+        total = 0.0
+        for i in range(0, n_tr, bs):
+            f = ftr[order[i : i + bs]]
+            snr = torch.rand(len(f), generator=gen) * 30 - 10
+            snr[torch.rand(len(f), generator=gen) < 0.5] = float("nan")
+            with torch.no_grad():
+                want = prefixes(old.encoder(f, snr), rates)
+            got = prefixes(new.encoder(f, snr), rates)
+            loss = sum((g - w).abs().square().mean() for g, w in zip(got, want)) / len(rates)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(f)
+        new.eval()
+        val = validate(new, head, fva, yva)
+        history.append({"epoch": epoch, "mse": total / n_tr, "val": val})
+        log.info("epoch %d: symbol MSE %.4f, val %s", epoch, total / n_tr, val)
+    train_s = time.time() - t0
+    shipped = validate(old, head, fva, yva)
+    log.info("shipped CAT: %s", shipped)
+    manifest = read_manifest(bundle.path)
+    modules = {name: load_component(bundle.path, name, manifest) for name in manifest["files"]}
+    modules["cat"] = new
+    manifest = {k: v for k, v in manifest.items() if k not in ("files", "format_version")}
+    manifest["cat"] = {**manifest["cat"], "spec": cfg.to_dict(), "params": count_params(new)}
+    report = {
+        "shipped_val": shipped,
+        "light_val": history[-1]["val"],
+        "encoder_params": {
+            "shipped": count_params(old.encoder),
+            "light": count_params(new.encoder),
+        },
+        "train_images": n_tr,
+        "epochs": args.epochs,
+        "train_seconds": round(train_s, 1),
+        "history": history,
+        "args": vars(args),
+        "provenance": provenance(config=vars(args), seed=args.seed),
+    }
+    manifest["cat_encoder_distillation"] = {k: v for k, v in report.items() if k != "history"}
+    save_bundle(out / "bundle", manifest, modules)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps({k: report[k] for k in ("shipped_val", "light_val", "encoder_params")}))
+
+
+if __name__ == "__main__":
+    main()
