@@ -80,19 +80,39 @@ def cmd_loopback(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise RkdscError(f"rkdsc loopback needs GNU Radio ({exc}): run 'make setup'") from None
     keys = ("bundle", "channel", "rate", "n", "split", "data_root", "seed", "phy", "fd_ts", "draws")
-    rep = run_loopback(snrs=args.snr, k_factor=args.k_factor, **{k: getattr(args, k) for k in keys})
-    for p in rep["points"]:
-        print(
-            f"{rep['channel']} K={rep['rate']} {p['snr_db']:g} dB: accuracy {p['accuracy']:.4f}  "
-            f"frames {p['frames_detected']}/{p['frames_sent']}  {p['images_per_s']:.0f} images/s"
-        )
+    rep = run_loopback(
+        snrs=args.snr,
+        k_factor=args.k_factor,
+        images_per_frame=args.images_per_frame,
+        **{k: getattr(args, k) for k in keys},
+    )
     if args.json:
         from pathlib import Path
 
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(rep, indent=2))
+    for p in rep["points"]:
+        print(loopback_line(rep, p))
+    if args.json:
         print(f"wrote {args.json}")
     return 0
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def loopback_line(rep: dict, p: dict) -> str:
+    """One printed line per loopback point; every field may be missing or null (nothing arrived)."""
+    line = f"{rep['channel']} K={rep['rate']} {p['snr_db']:g} dB: accuracy {_pct(p['accuracy'])}"
+    if "delivered_accuracy" in p:
+        line += f" (delivered {_pct(p['delivered_accuracy'])} of all images sent)"
+    line += f"  frames {p['frames_detected']}/{p['frames_sent']}"
+    if p.get("channel_uses_per_image") is not None:
+        line += f"  {p['channel_uses_per_image']:.1f} channel uses/image"
+    if p.get("images_per_s") is not None:
+        line += f"  {p['images_per_s']:.0f} images/s"
+    return line
 
 
 def cmd_tx(args: argparse.Namespace) -> int:
@@ -112,19 +132,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
         from rkdsc_gr.demo import format_table, run_demo  # GNU Radio is imported here only
     except ImportError as exc:
         raise RkdscError(f"rkdsc demo needs GNU Radio ({exc}): run 'make setup'") from None
-    rep = run_demo(args.bundle, quick=args.quick, n=args.n, rate=args.rate, out_dir=args.out)
+    rep = run_demo(
+        args.bundle,
+        quick=args.quick,
+        n=args.n,
+        rate=args.rate,
+        out_dir=args.out,
+        images_per_frame=args.images_per_frame,
+    )
     print(format_table(rep))
     print(f"wrote {args.out}/demo.json and {args.out}/demo.png")
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from rkdsc_core.bundle import bundle_ref
     from rkdsc_core.eval.bench import model_bench
     from rkdsc_core.provenance import provenance
     from rkdsc_core.runtime import load_bundle
 
     bundle = load_bundle(args.bundle)
-    rep = {"bundle": str(bundle.path), "model": model_bench(bundle)}
+    rep = {"bundle": bundle_ref(bundle.path), "model": model_bench(bundle)}
     if not args.no_gnuradio:
         try:
             from rkdsc_gr.bench import gr_bench  # GNU Radio is imported here only
@@ -248,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=None, help="test images (default 500, quick 100)")
     p.add_argument("--rate", type=int, default=16)
     p.add_argument("--out", default="results", help="folder for demo.json and demo.png")
+    p.add_argument(
+        "--images-per-frame", type=int, default=64, help="N images per waveform frame (default 64)"
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("loopback", help="the eval, through a GNU Radio flowgraph (rkdsc blocks)")
@@ -268,6 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["keyed", "gnuradio"],
         help="--phy symbol: rkdsc eval's keyed channel draws (default; the same h and noise as "
         "the offline methods) or GNU Radio's own channel blocks",
+    )
+    p.add_argument(
+        "--images-per-frame",
+        type=int,
+        default=1,
+        help="N images per waveform frame (preamble and header paid once per N; 1: lowest "
+        "latency; 512: >= 70%% of the channel uses carry semantic symbols at K=16)",
     )
     p.add_argument("--json", default=None, help="write the report here")
     p.set_defaults(func=cmd_loopback)

@@ -39,6 +39,18 @@ def default_bundle_path() -> Path:
     return Path(__file__).resolve().parent / "bundles" / "default"
 
 
+def bundle_ref(path: str | Path) -> str:
+    """How reports name a bundle without machine-specific paths: "default" for the shipped one,
+    else its path relative to the working directory when inside it, else the path as given."""
+    p = Path(path).resolve()
+    if p == default_bundle_path():
+        return "default"
+    try:
+        return str(p.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def resolve_bundle_path(bundle: str | Path) -> Path:
     """'default' → the shipped bundle; otherwise a folder path."""
     return default_bundle_path() if str(bundle) == "default" else Path(bundle)

@@ -116,6 +116,7 @@ def main() -> None:
         bundle = str(make_tiny_bundle(Path(tempfile.mkdtemp()) / "tiny"))
     import torch
 
+    from rkdsc_core.bundle import bundle_ref
     from rkdsc_core.data.datasets import load_dataset
     from rkdsc_core.provenance import provenance
     from rkdsc_core.runtime import load_bundle
@@ -124,7 +125,7 @@ def main() -> None:
     dataset = bun.manifest["dataset"]["name"]
     images = load_dataset(dataset, "test", limit=args.n).images
     rep = {
-        "bundle": str(bun.path),
+        "bundle": bundle_ref(bun.path),
         "bundle_name": bun.manifest.get("name"),
         "bundle_date": bun.manifest.get("provenance", {}).get("date"),
         "student_params": bun.manifest.get("student", {}).get("params"),

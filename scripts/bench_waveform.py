@@ -1,5 +1,6 @@
 """Throughput of the OTA waveform flowgraph, in MS/s (goal: >= 2 MS/s, real time for a USRP at
-2 MS/s), on at most 2 cores. Three runs over the same random payloads (K = 16 by default):
+2 MS/s), on at most 2 cores. Three runs over the same random payloads (K = 16 by default, N images
+per frame with --images-per-frame):
 
     tx:    symbol PDUs → ota_tx → null sink
     rx:    recorded impaired samples (vector source) → ota_rx
@@ -10,7 +11,10 @@ MS/s (which other work on a shared machine depresses) it reports the CPU the run
 (Linux /proc): `msps_2core` = samples / max(busiest thread's CPU s, all threads' CPU s / 2), the
 throughput two otherwise idle cores would sustain.
 
-    .venv/bin/python scripts/bench_waveform.py [--frames 2000] [--rate 16] [--json OUT]
+    .venv/bin/python scripts/bench_waveform.py [--frames 2000] [--rate 16] [--images-per-frame N]
+        [--json OUT]
+
+(`--frames` counts images: the payloads sent.)
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ from rkdsc_gr.ota_tx import ota_tx
 
 PORT_IN = pmt.intern("in")
 SPS = 4  # set from --sps
+N_IMG = 1  # set from --images-per-frame
+
+
+def make_tx(n_pdus: int):
+    return ota_tx(sps=SPS, max_queue=n_pdus + 16, images_per_frame=N_IMG, flush_s=3600.0)
 
 
 def payloads(n: int, k: int, seed: int = 0) -> list:
@@ -120,19 +129,20 @@ def post_all(tx, pdus: list):
     def feed() -> None:
         for pdu in pdus:
             tx.framer.to_basic_block()._post(PORT_IN, pdu)
+        tx.flush()
 
     return feed
 
 
 def bench_tx(pdus: list) -> dict:
     tb = gr.top_block()
-    tx = ota_tx(sps=SPS, max_queue=len(pdus) + 16)
+    tx = make_tx(len(pdus))
     sink = blocks.null_sink(gr.sizeof_gr_complex)
     tb.connect(tx, sink)
     return measure(
         tb,
         post_all(tx, pdus),
-        lambda: tx.frames_sent() == len(pdus) and sink.nitems_read(0) >= tx.samples_sent(),
+        lambda: tx.images_sent() == len(pdus) and sink.nitems_read(0) >= tx.samples_sent(),
         tx.samples_sent,
     )
 
@@ -145,15 +155,14 @@ def recorded(tx, ppm: float = 50.0) -> int:
 def record(pdus: list, snr_db: float) -> np.ndarray:
     """The impaired stream the rx benchmark replays (made once, not timed)."""
     tb = gr.top_block()
-    tx = ota_tx(sps=SPS, max_queue=len(pdus) + 16)
+    tx = make_tx(len(pdus))
     chan = ota_channel(snr_db, 1e-3, 50.0, seed=1, sps=SPS)
     sink = blocks.vector_sink_c()
     tb.connect(tx, chan, sink)
     tb.start()
-    for pdu in pdus:
-        tx.framer.to_basic_block()._post(PORT_IN, pdu)
+    post_all(tx, pdus)()
     # +50 ppm: the channel's output is shorter by 50e-6 of its input; the idle tail covers that
-    wait(lambda: tx.frames_sent() == len(pdus) and sink.nitems_read(0) >= recorded(tx), 600)
+    wait(lambda: tx.images_sent() == len(pdus) and sink.nitems_read(0) >= recorded(tx), 600)
     tb.stop()
     tb.wait()
     return np.asarray(sink.data(), dtype=np.complex64)
@@ -170,22 +179,23 @@ def bench_rx(samples: np.ndarray, frames: int) -> dict:
         lambda: rx.deframer.nitems_read(0) >= len(samples) - 1024,
         lambda: len(samples),
     )
-    return {**out, "frames": rx.frames_received(), "of": frames}
+    return {**out, "frames": rx.images_received(), "of": frames}
 
 
 def bench_chain(pdus: list, snr_db: float) -> dict:
     tb = gr.top_block()
-    tx = ota_tx(sps=SPS, max_queue=len(pdus) + 16)
+    tx = make_tx(len(pdus))
     chan = ota_channel(snr_db, 1e-3, 50.0, seed=2, sps=SPS)
     rx = ota_rx(sps=SPS)
     tb.connect(tx, chan, rx)
     out = measure(
         tb,
         post_all(tx, pdus),
-        lambda: tx.frames_sent() == len(pdus) and received_all(tx, rx, 50.0),
+        lambda: tx.images_sent() == len(pdus) and received_all(tx, rx, 50.0),
         tx.samples_sent,
     )
-    return {**out, "frames": rx.frames_received(), "of": len(pdus)}
+    out["images_per_s"] = len(pdus) / out["seconds"]
+    return {**out, "frames": rx.images_received(), "of": len(pdus)}
 
 
 def main() -> None:
@@ -194,19 +204,21 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=16)
     ap.add_argument("--snr", type=float, default=10.0)
     ap.add_argument("--sps", type=int, default=4, help="samples per symbol (even)")
+    ap.add_argument("--images-per-frame", type=int, default=1, help="N images per frame")
     ap.add_argument("--cores", type=int, default=2, help="CPU affinity limit (0 = leave as is)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     if args.cores and hasattr(os, "sched_setaffinity"):
         cpus = sorted(os.sched_getaffinity(0))[: args.cores]
         os.sched_setaffinity(0, cpus)
-    global SPS
-    SPS = args.sps
+    global SPS, N_IMG
+    SPS, N_IMG = args.sps, args.images_per_frame
     pdus = payloads(args.frames, args.rate)
     out = {
         "sps": args.sps,
         "frames": args.frames,
         "rate": args.rate,
+        "images_per_frame": args.images_per_frame,
         "snr_db": args.snr,
         "cpus": len(os.sched_getaffinity(0)),
         "load_avg": os.getloadavg(),
@@ -216,7 +228,7 @@ def main() -> None:
     out["chain"] = bench_chain(pdus, args.snr)
     for name in ("tx", "rx", "chain"):
         r = out[name]
-        frames = f", {r['frames']}/{r['of']} frames" if "frames" in r else ""
+        frames = f", {r['frames']}/{r['of']} images" if "frames" in r else ""
         print(
             f"{name:>5}: {r['msps']:6.2f} MS/s wall, {r['msps_2core']:6.2f} MS/s on 2 idle cores"
             f" (CPU {r['cpu_s']:.2f} s, busiest thread {r['busiest_thread_cpu_s']:.2f} s;"

@@ -1,5 +1,6 @@
 """Regenerate the PHY golden vectors in tests/core/data/ (run only when the frame format changes on
-purpose, and say so in the commit): header bits and chips as text, the burst as complex64 .npy.
+purpose, and say so in the commit): header bits and QPSK symbols as text, the burst as complex64
+.npy.
 
     .venv/bin/python scripts/make_phy_golden.py
 """
@@ -14,7 +15,7 @@ import numpy as np
 from rkdsc_core.phy import FrameConfig, FrameModulator, Header, encode_header, header_bits
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "core" / "data"
-HEADER = Header(rate=16, frame_index=0x1234, image_index=0x0ABCDE, bundle_id=0xBEEF, label=7)
+HEADER = Header(rate=16, images=1, frame_index=0x34, image_index=0x0ABCDE, bundle_id=0xBEEF)
 # a fixed unit-power payload that needs no random generator
 PAYLOAD = (np.exp(1j * 2.399963 * np.arange(16)) * (1 + 0.5 * np.cos(np.arange(16)))).astype(
     np.complex64
@@ -30,7 +31,10 @@ def main() -> None:
         "frame_config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
         "header": {k: getattr(HEADER, k) for k in HEADER.__dataclass_fields__},
         "header_bits": "".join(map(str, header_bits(HEADER))),
-        "header_chips": "".join("+" if c > 0 else "-" for c in encode_header(HEADER)),
+        "header_qpsk": "".join(
+            ("+" if s.real > 0 else "-") + ("+" if s.imag > 0 else "-")
+            for s in encode_header(HEADER)
+        ),
         "payload_re": [float(v) for v in PAYLOAD.real],
         "payload_im": [float(v) for v in PAYLOAD.imag],
         "burst_file": "phy_golden_burst.npy",

@@ -6,6 +6,7 @@ import json
 import logging
 from pathlib import Path
 
+from rkdsc_core.bundle import bundle_ref
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.eval import stats
@@ -34,7 +35,7 @@ def run_eval(args, code_factory=None) -> dict:
     rates = args.rate or [16 if 16 in bundle.rates else bundle.rates[0]]
     channels = args.channel or ([] if args.clean else ["awgn"])
     rep: dict = {
-        "bundle": str(bundle.path),
+        "bundle": bundle_ref(bundle.path),
         "dataset": ds,
         "split": args.split,
         "n": len(data),

@@ -7,9 +7,8 @@ transmitter; `FrameReceiver(cfg).receive(matched_filter(rx, rrc_taps(...)))` at 
 adapt it.
 """
 
-from rkdsc_core.phy.config import HEADER_CHIPS, FrameConfig, SectionLayout, section_layout
+from rkdsc_core.phy.config import HEADER_SYMBOLS, FrameConfig, SectionLayout, section_layout
 from rkdsc_core.phy.header import (
-    NO_LABEL,
     Header,
     bundle_id_from_bytes,
     decode_header,
@@ -23,8 +22,7 @@ from rkdsc_core.phy.pulse import clip, matched_filter, rrc_taps, shape
 from rkdsc_core.phy.receiver import Acquisition, FrameReceiver, FrameRejected, RxFrame
 
 __all__ = [
-    "HEADER_CHIPS",
-    "NO_LABEL",
+    "HEADER_SYMBOLS",
     "Acquisition",
     "Burst",
     "FrameConfig",

@@ -1,11 +1,11 @@
 """Frame parameters and the symbol layout they imply (preamble | header section | payload section).
 
-    preamble: R repetitions of a Zadoff–Chu sequence of length L, the last one negated
-    header section: 512 scrambled biorthogonal-coded BPSK chips with pilots spread through them
-    payload section: the K analog symbols with pilots spread through them
+    preamble: R repetitions of a Zadoff–Chu sequence of length L, each with its sign (preamble.py)
+    header section: 2,048 polar-coded QPSK symbols with pilots spread through them (header.py)
+    payload section: N images × K analog symbols with pilots spread through them
 
-Sections are laid out by `rkdsc_core.channels.pilot_positions`, so the header section does not
-depend on K (the receiver learns K from the header).
+Sections are laid out by `rkdsc_core.channels.pilot_positions`, so the header section depends on
+neither K nor N (the receiver learns both from the header).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import torch
 
 from rkdsc_core.channels import db_to_linear, pilot_positions, pilot_symbols
 
-#: BPSK chips of the coded header (16 Reed–Muller(1,5) codewords of 32 chips; see header.py).
-HEADER_CHIPS = 512
+#: QPSK symbols of the coded header (header.HEADER_SYMBOLS; a (4096, 86) polar code).
+HEADER_SYMBOLS = 2048
 
 
 @dataclass(frozen=True)
@@ -33,21 +33,25 @@ class FrameConfig:
         span: RRC length in symbols; the filter has span·sps + 1 taps.
         zc_length: length L of the Zadoff–Chu sequence (root 1) repeated in the preamble.
         preamble_reps: repetitions R >= 2; CFO is estimated from the phase step between repetitions,
-            unambiguous for |CFO| < 1 / (2·L·sps) cycles/sample (±3.9e-3 with the defaults).
+            unambiguous for |CFO| < 1 / (2·L·sps) cycles/sample (±3.9e-3 with the defaults; the
+            receiver's tested range is narrower, see docs/hardware.md).
         pilot_spacing: at most pilot_spacing − 1 data symbols per pilot, >= 2.
         papr_db: clip level above the average sample power, in dB: the modulator scales frames so
             that samples fit |x| <= 1 with this much headroom and clips the rare peaks above it.
         guard: zero samples before and after every burst.
+        images_per_frame: N, images a transmitter packs into one frame (preamble and header paid
+            once per N images); the receiver reads N from each header.
     """
 
     sps: int = 4
     rolloff: float = 0.35
     span: int = 10
     zc_length: int = 32
-    preamble_reps: int = 4
+    preamble_reps: int = 16
     pilot_spacing: int = 16
     papr_db: float = 9.0
     guard: int = 64
+    images_per_frame: int = 1
 
     def __post_init__(self) -> None:
         checks = {
@@ -59,6 +63,7 @@ class FrameConfig:
             "pilot_spacing": (self.pilot_spacing >= 2, ">= 2"),
             "papr_db": (0.0 <= self.papr_db <= 20.0, "in [0, 20] dB"),
             "guard": (self.guard >= 0, ">= 0"),
+            "images_per_frame": (1 <= self.images_per_frame <= 1023, "in 1..1023"),
         }
         for name, (ok, what) in checks.items():
             if not ok:
@@ -89,19 +94,32 @@ class FrameConfig:
 
     @property
     def header_layout(self) -> SectionLayout:
-        return section_layout(HEADER_CHIPS, self.pilot_spacing)
+        return section_layout(HEADER_SYMBOLS, self.pilot_spacing)
 
-    def payload_layout(self, rate: int) -> SectionLayout:
-        """Layout of the payload section for K = `rate` symbols."""
-        return section_layout(rate, self.pilot_spacing)
+    def payload_layout(self, rate: int, images: int = 1) -> SectionLayout:
+        """Layout of the payload section for N = `images` images of K = `rate` symbols."""
+        return section_layout(rate * images, self.pilot_spacing)
 
-    def frame_symbols(self, rate: int) -> int:
-        """Symbols in a frame of K = `rate`."""
-        return self.preamble_len + self.header_layout.length + self.payload_layout(rate).length
+    def frame_symbols(self, rate: int, images: int = 1) -> int:
+        """Symbols in a frame of N images of K symbols."""
+        return (
+            self.preamble_len + self.header_layout.length + self.payload_layout(rate, images).length
+        )
 
-    def burst_samples(self, rate: int) -> int:
-        """Samples in a burst: guard + shaped frame (N·sps + taps − 1) + guard."""
-        return 2 * self.guard + self.frame_symbols(rate) * self.sps + self.rrc_taps - 1
+    def burst_samples(self, rate: int, images: int = 1) -> int:
+        """Samples in a burst: guard + shaped frame (symbols·sps + taps − 1) + guard."""
+        return 2 * self.guard + self.frame_symbols(rate, images) * self.sps + self.rrc_taps - 1
+
+    def payload_efficiency(self, rate: int, images: int | None = None) -> float:
+        """Semantic symbol periods ÷ every symbol period of the burst (pilots, preamble, header,
+        guard and filter tails included), for N images (default `images_per_frame`)."""
+        n = self.images_per_frame if images is None else int(images)
+        return rate * n * self.sps / self.burst_samples(rate, n)
+
+    def channel_uses_per_image(self, rate: int, images: int | None = None) -> float:
+        """Symbol periods on the air per image, all overhead included."""
+        n = self.images_per_frame if images is None else int(images)
+        return self.burst_samples(rate, n) / self.sps / n
 
 
 @dataclass(frozen=True)

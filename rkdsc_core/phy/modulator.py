@@ -1,4 +1,4 @@
-"""Frame assembly and modulation: header + K payload symbols → one burst of IQ samples.
+"""Frame assembly and modulation: header + N images × K payload symbols → one burst of IQ samples.
 
 burst = guard zeros | a · RRC-shaped (preamble | header section | payload section) | guard zeros,
 with a = `FrameConfig.amplitude` and every sample clipped to |x| <= 1 (the DAC range).
@@ -24,26 +24,31 @@ def _section(layout, data: np.ndarray) -> np.ndarray:
 
 
 def frame_symbols(cfg: FrameConfig, header: Header, payload: np.ndarray) -> np.ndarray:
-    """All symbols of a frame, complex128 [cfg.frame_symbols(K)]; `payload` complex [K], K equal
-    to `header.rate`."""
+    """All symbols of a frame, complex128 [cfg.frame_symbols(K, N)]; `payload` complex [N, K] or
+    [N·K] (image after image), K = `header.rate`, N = `header.images`."""
     payload = np.asarray(payload)
-    if payload.ndim != 1 or len(payload) != header.rate:
-        raise ValueError(f"payload must be 1-D with K={header.rate} symbols, got {payload.shape}")
+    n, k = header.images, header.rate
+    if payload.shape not in ((n, k), (n * k,)):
+        raise ValueError(
+            f"payload must hold N={n} images of K={k} symbols ([N, K] or [N·K]), "
+            f"got shape {payload.shape}"
+        )
+    payload = payload.reshape(-1)
     if not np.all(np.isfinite(payload)):
         raise ValueError("payload contains NaN or inf")
     return np.concatenate(
         [
             preamble_symbols(cfg.zc_length, cfg.preamble_reps),
             _section(cfg.header_layout, encode_header(header)),
-            _section(cfg.payload_layout(header.rate), payload),
+            _section(cfg.payload_layout(k, n), payload),
         ]
     )
 
 
 @dataclass(frozen=True)
 class Burst:
-    """One modulated frame: `samples` complex64 [cfg.burst_samples(K)], |x| <= 1; `clipped` counts
-    the samples the PAPR limit touched."""
+    """One modulated frame: `samples` complex64 [cfg.burst_samples(K, N)], |x| <= 1; `clipped`
+    counts the samples the PAPR limit touched."""
 
     samples: np.ndarray
     clipped: int

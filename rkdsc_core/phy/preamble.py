@@ -1,8 +1,11 @@
-"""The preamble: R repetitions of a Zadoff–Chu sequence (root 1), the last repetition negated.
+"""The preamble: R repetitions of a Zadoff–Chu sequence (root 1), each multiplied by a sign.
 
-Constant amplitude and an ideal periodic autocorrelation give a sharp timing peak; the phase step
-between repetitions gives the CFO; the negated last repetition makes the adjacent-repetition metric
-vanish one repetition early or late, so the frame start is unambiguous.
+Constant amplitude and an ideal periodic autocorrelation give a sharp timing peak within a
+repetition. The receiver correlates each repetition on its own (a carrier offset turns the phase by
+2π·CFO·L·sps from one to the next, so a single long correlation would lose its coherent gain) and
+combines the R correlations coherently over a bank of frequencies (an FFT over repetitions): the
+whole preamble's gain, at any CFO in ±1 / (2·L·sps). The signs are a sequence whose shifted copies
+stay ≥ 8.5 dB below the peak at every frequency, so the start is unambiguous to a repetition.
 """
 
 from __future__ import annotations
@@ -27,8 +30,16 @@ def zadoff_chu(length: int, root: int = 1) -> np.ndarray:
     return seq
 
 
+#: For R = 16: the ±1 sequence (first +1) whose worst shifted-overlap spectrum peak is lowest
+#: (5.97 of 16 on a fine frequency grid, found by exhaustive search over 2^15 sequences;
+#: tests/core/test_phy_frame.py checks the bound).
+SIGNS_16 = (1, -1, 1, 1, -1, 1, -1, -1, -1, -1, -1, 1, 1, -1, -1, -1)
+
+
 def preamble_signs(reps: int) -> np.ndarray:
-    """+1 for every repetition but the last, which is −1: float64 [reps]."""
+    """The repetition signs, float64 [reps]: `SIGNS_16` for 16, else +1 with the last −1."""
+    if reps == len(SIGNS_16):
+        return np.array(SIGNS_16, dtype=np.float64)
     signs = np.ones(reps)
     signs[-1] = -1.0
     return signs
@@ -42,16 +53,11 @@ def preamble_symbols(zc_length: int, reps: int) -> np.ndarray:
     return seq
 
 
-def detection_template(zc_length: int, reps: int, sps: int, use_reps: int = 2) -> np.ndarray:
-    """Sparse correlator template for a stream detector (`digital.corr_est_cc` with sps 1):
-    the first `use_reps` repetitions at the symbol instants of matched-filter output, zeros between,
-    complex64 [(use_reps·L − 1)·sps + 1]. Two repetitions lose < 1 dB of correlation at a CFO of
-    1e-3 cycles/sample where the whole preamble would lose 4 dB; the price is a second, equal
-    peak one repetition later, which `FrameReceiver.candidates` covers.
-    """
-    if not 1 <= use_reps <= reps:
-        raise ValueError(f"use_reps must be in 1..{reps}, got {use_reps}")
-    sym = preamble_symbols(zc_length, reps)[: use_reps * zc_length]
-    out = np.zeros((len(sym) - 1) * sps + 1, dtype=np.complex64)
-    out[::sps] = sym
-    return out
+def repetition_template(zc_length: int, sps: int) -> np.ndarray:
+    """Taps of a stream correlator with one repetition at the symbol instants of matched-filter
+    output, for GNU Radio's `filter.fft_filter_ccc`: complex64 [(L − 1)·sps + 1], time-reversed
+    and conjugated so that output sample n + (L − 1)·sps is Σ_i conj(zc[i])·z[n + i·sps]."""
+    seq = zadoff_chu(zc_length)
+    out = np.zeros((zc_length - 1) * sps + 1, dtype=np.complex64)
+    out[::sps] = seq.conj()
+    return out[::-1].copy()

@@ -1,8 +1,9 @@
 """The OTA flowgraphs and commands end to end (subprocesses with timeouts): a recording made by
 `rkdsc tx --mode file --record` replays through rx_file.grc (and `rkdsc rx --mode file`) to the
 same decisions as decoding the transmitted symbols directly; `rkdsc loopback --phy waveform` and
-ota_sim.grc run to completion; against the trained bundle, the waveform loopback matches the
-symbol-level one within 2 points (pending until the default bundle exists)."""
+ota_sim.grc run to completion (a point where nothing arrives is still written, with delivered
+accuracy 0; multi-image frames); against the trained bundle, the waveform loopback matches the
+symbol-level one within 2 points."""
 
 from __future__ import annotations
 
@@ -148,19 +149,54 @@ def test_loopback_waveform_command(tiny_bundle, tmp_path):
         tiny_bundle,
         "--n",
         "120",
-        "--snr",
-        "10,0",
+        "--snr=10,-5,-40",
         "--json",
         str(out),
     )
     rep = json.loads(out.read_text())
     assert rep["phy"] == "waveform" and rep["n"] == 120
-    p10, p0 = rep["points"]
+    p10, p5, p40 = rep["points"]
     assert p10["frames_sent"] == p10["frames_detected"] == 120
     assert abs(p10["snr_est_db"] - 10.0) < 1.0 and 0.0 <= p10["accuracy"] <= 1.0
-    assert p0["frames_detected"] >= 114  # 0 dB: reported, not a goal (≥ 95 % here)
-    assert abs(p0["snr_est_db"]) < 1.0
+    from rkdsc_core.phy import FrameConfig
+
+    cfg = FrameConfig()
+    assert p10["channel_uses_per_image"] == cfg.burst_samples(16) / cfg.sps
+    assert p5["frames_detected"] >= 118  # −5 dB: the goal is ≥ 99 %
+    assert abs(p5["snr_est_db"] + 5.0) < 1.0
+    assert p5["delivered_accuracy"] <= p5["accuracy"]
+    # nothing arrives at −40 dB: the point is still written, every image counted as wrong
+    assert p40["frames_detected"] == 0 and p40["frames_sent"] == 120
+    assert p40["accuracy"] is None and p40["delivered_accuracy"] == 0.0
     assert rep["provenance"]["config"]["sco_ppm"] == 50.0
+
+
+def test_loopback_waveform_multi_image_frames(tiny_bundle, tmp_path):
+    """--images-per-frame 40: 120 images in 3 frames, every image decoded, a fraction of the
+    one-image frame's channel uses."""
+    out = tmp_path / "lb.json"
+    rkdsc(
+        "loopback",
+        "--phy",
+        "waveform",
+        "--bundle",
+        tiny_bundle,
+        "--n",
+        "120",
+        "--snr",
+        "5",
+        "--images-per-frame",
+        "40",
+        "--json",
+        str(out),
+    )
+    (p,) = json.loads(out.read_text())["points"]
+    assert (p["frames_sent"], p["frames_detected"], p["images_detected"]) == (3, 3, 120)
+    from rkdsc_core.phy import FrameConfig
+
+    cfg = FrameConfig()
+    assert p["channel_uses_per_image"] == cfg.burst_samples(16, 40) / cfg.sps / 40
+    assert p["delivered_accuracy"] == p["accuracy"]
 
 
 def test_ota_sim_grc_runs_to_completion(compiled, tiny_bundle, tmp_path):

@@ -112,11 +112,13 @@ def run_loopback(
     k_factor: float = 4.0,
     timeout_s: float | None = None,
     draws: str | None = None,
+    images_per_frame: int = 1,
 ) -> dict:
     """Accuracy vs SNR through the symbol-level flowgraph, on the first `n` images of the bundle's
     dataset split (all when None): the same images `rkdsc eval --n` uses, and with `draws`
     "keyed" (the default for `phy="symbol"`) the same channel draws, so that a point equals
-    `rkdsc eval`'s at the same seed; "gnuradio" runs GNU Radio's own channel blocks."""
+    `rkdsc eval`'s at the same seed; "gnuradio" runs GNU Radio's own channel blocks.
+    `images_per_frame` (N images per frame) is a waveform setting."""
     if phy not in PHYS:
         raise RkdscError(f"--phy {phy} is not available yet (choose from {', '.join(PHYS)})")
     if phy == "waveform" and draws is not None:
@@ -127,8 +129,16 @@ def run_loopback(
     if phy == "waveform":
         from rkdsc_gr.ota_loopback import run_waveform_loopback
 
-        kw = dict(device=device, fd_ts=fd_ts, k_factor=k_factor, timeout_s=timeout_s)
+        kw = dict(
+            device=device,
+            fd_ts=fd_ts,
+            k_factor=k_factor,
+            timeout_s=timeout_s,
+            images_per_frame=images_per_frame,
+        )
         return run_waveform_loopback(bundle, channel, snrs, rate, n, split, data_root, seed, **kw)
+    if images_per_frame != 1:
+        raise RkdscError("--images-per-frame applies to --phy waveform (symbols carry no frames)")
     bun, ds, n = resolve_request(bundle, device, rate, n, split, data_root)
     points = []
     for i, snr in enumerate(snrs):

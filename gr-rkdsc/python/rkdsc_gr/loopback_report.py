@@ -4,6 +4,7 @@ GNU Radio, and neither loopback module."""
 
 from __future__ import annotations
 
+from rkdsc_core.bundle import bundle_ref
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
@@ -43,7 +44,7 @@ def loopback_report(
     """The loopback JSON of DESIGN.md §5 (points carry frames_sent / frames_detected)."""
     metrics = bun.manifest.get("metrics", {})
     return {
-        "bundle": str(bun.path),
+        "bundle": bundle_ref(bun.path),
         "dataset": bun.manifest["dataset"]["name"],
         "split": split,
         "n": n,

@@ -25,6 +25,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     rec.add_argument("--hw", default="", help="core:hw of the recording (e.g. 'USRP B210, 50 dB')")
     rec.add_argument("--author", default="", help="core:author of the recording")
     p.add_argument("--rate", type=int, default=16, help="K symbols per image")
+    p.add_argument(
+        "--images-per-frame",
+        type=int,
+        default=1,
+        help="N images per frame (tx, rx --mode sim); receivers read N from each header",
+    )
     p.add_argument("--n", type=int, default=100, help="images (tx; rx --mode sim); tx: 0 = loop")
     p.add_argument("--split", default="test", choices=["train", "test"])
     radio = p.add_argument_group("radio (uhd, soapy)")
@@ -85,7 +91,9 @@ def _configs(args: argparse.Namespace):
     hardware = args.mode in ("uhd", "soapy")
     if_offset = args.if_offset if args.if_offset is not None else (0.2 if hardware else 0.0)
     samp_rate = 2e6 if args.samp_rate is None else args.samp_rate
-    radio = RadioConfig(samp_rate, args.freq, args.gain, args.device, if_offset)
+    radio = RadioConfig(
+        samp_rate, args.freq, args.gain, args.device, if_offset, args.images_per_frame
+    )
     taps = (1.0 + 0.0j,) if args.no_multipath else SimConfig.taps
     sim = SimConfig(args.snr, args.cfo, args.sco_ppm, taps, args.seed)
     return radio, sim

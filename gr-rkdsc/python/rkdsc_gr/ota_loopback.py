@@ -4,8 +4,11 @@ per SNR point (the graph of flowgraphs/ota_sim.grc):
     image_source → semantic_tx → ota_tx → ota_channel (fading, CFO, SCO, taps, noise)
                  → ota_rx → semantic_rx → accuracy_sink
 
-Returns the JSON of DESIGN.md §5; each point adds `frames_sent` / `frames_detected`, the mean
-estimated SNR and the receiver's rejection counts.
+Returns the JSON of DESIGN.md §5; each point adds `frames_sent` / `frames_detected`,
+`images_sent` / `images_detected`, `delivered_accuracy` (correct decisions ÷ images sent: an image
+that never arrived is wrong), `channel_uses_per_image` (every symbol period of every burst, guard
+and filter tails included, ÷ images sent), the mean estimated SNR and the receiver's rejection
+counts. A point where nothing arrived has `accuracy` null and `delivered_accuracy` 0.
 """
 
 from __future__ import annotations
@@ -66,8 +69,11 @@ def build_waveform_loopback(
     cfo: float = 1e-3,
     sco_ppm: float = 50.0,
     taps: tuple = DEFAULT_TAPS,
+    images_per_frame: int = 1,
+    labels=None,
 ) -> WaveformLoopback:
-    """The graph of `ota_sim.grc`, built in Python."""
+    """The graph of `ota_sim.grc`, built in Python; `labels` (image index → label) lets the
+    receiver label what it decodes (frames carry no labels)."""
     from rkdsc_gr.accuracy_sink import accuracy_sink
     from rkdsc_gr.image_source import image_source
     from rkdsc_gr.ota_channel import ota_channel
@@ -83,12 +89,27 @@ def build_waveform_loopback(
         )
     fading = WAVEFORM_CHANNELS[channel]
     bid = bundle_id(bundle, device)
+    k_max = int(load_bundle(bundle, device).k_max)
     tb = gr.top_block("rkdsc_ota_sim")
     source = image_source(dataset, split, n_images=n, root=data_root or "")
+    if labels is None:
+        labels = source.labels  # image_source starts at index 0
     encoder = semantic_tx(bundle, rate, device)
-    tx = ota_tx(bundle_id=bid, max_queue=max(4096, n + 16))
+    # frames fill up whatever the encoder's pace; run_graph flushes the last one explicitly
+    tx = ota_tx(
+        bundle_id=bid,
+        max_queue=max(4096, n + 16),
+        images_per_frame=images_per_frame,
+        flush_s=3600.0,
+    )
     chan = ota_channel(snr_db, cfo, sco_ppm, taps, fading, fd_ts, k_factor, seed)
-    rx = ota_rx(bundle_id=bid, doppler=fd_ts if fading != "none" else 0.0)
+    rx = ota_rx(
+        bundle_id=bid,
+        doppler=fd_ts if fading != "none" else 0.0,
+        labels=labels,
+        max_rate=k_max,
+        max_images=images_per_frame,
+    )
     decoder = semantic_rx(bundle, device)
     sink = accuracy_sink()
     tb.msg_connect(source, "out", encoder, "in")
@@ -104,44 +125,67 @@ def received_all(tx, rx, sco_ppm: float = 0.0) -> bool:
     shortens the stream by |sco_ppm|·1e-6 and holds back a few samples, and the detector
     processes whole FFT blocks (`output_multiple`). The transmitter's idle tail is longer than
     that, so the last frame has been handled by then."""
-    lag = rx.detector.output_multiple() + 16
+    lag = rx.correlator.output_multiple() + 16
     return rx.deframer.nitems_read(0) >= tx.samples_sent() * (1 - abs(sco_ppm) * 1e-6) - lag
 
 
 def run_graph(lb: WaveformLoopback, n: int, timeout_s: float, sco_ppm: float = 0.0) -> dict:
-    """Start; wait (polling, with a deadline) until all `n` bursts and the idle tail after them
-    have left, the receiver has read into that tail, every frame it decoded has a decision and
-    the accuracy sink has counted each one; stop. A point dict."""
+    """Start; wait (polling, with a deadline) until all `n` images have left in bursts and the
+    idle tail after them, the receiver has read into that tail, every image it decoded has a
+    decision and the accuracy sink has counted each one; stop. A point dict."""
     t0 = time.monotonic()
     deadline = t0 + timeout_s
     lb.tb.start()
-    while time.monotonic() < deadline:
-        if lb.tx.frames_sent() + lb.tx.dropped() >= n:
-            decided = lb.decoder.decoded() + lb.decoder.dropped()
-            counted = lb.sink.count() + lb.sink.dropped()  # decisions arrive on another thread
-            if (
-                received_all(lb.tx, lb.rx, sco_ppm)
-                and decided >= lb.rx.frames_received()
-                and counted >= lb.decoder.decoded()
-            ):
-                break
-        time.sleep(POLL_S)
-    else:
-        log.warning("loopback: deadline of %.0f s reached", timeout_s)
-    elapsed = time.monotonic() - t0
-    lb.tb.stop()
-    lb.tb.wait()
+    flushed = False
+    try:
+        while time.monotonic() < deadline:
+            if not flushed and lb.encoder.encoded() + lb.encoder.dropped() >= n:
+                lb.tx.flush()  # queued after every symbol PDU: the last frame leaves with them
+                flushed = True
+            if lb.tx.images_sent() + lb.tx.dropped() + lb.encoder.dropped() >= n:
+                decided = lb.decoder.decoded() + lb.decoder.dropped()
+                counted = lb.sink.count() + lb.sink.dropped()  # decisions: another thread
+                if (
+                    received_all(lb.tx, lb.rx, sco_ppm)
+                    and decided >= lb.rx.images_received()
+                    and counted >= lb.decoder.decoded()
+                ):
+                    break
+            time.sleep(POLL_S)
+        else:
+            log.warning("loopback: deadline of %.0f s reached", timeout_s)
+        elapsed = time.monotonic() - t0
+    finally:  # a running graph left behind aborts the interpreter at exit
+        lb.tb.stop()
+        lb.tb.wait()
+    return point_stats(lb, n, elapsed)
+
+
+def point_stats(lb: WaveformLoopback, n: int, elapsed: float) -> dict:
+    """The accounting of one point: every image sent counts (DESIGN.md §5)."""
     stats = lb.sink.stats()
     rx = lb.rx.stats()
+    sps = lb.tx.cfg.sps
+    sent = lb.tx.images_sent()
     return {
         "accuracy": stats["accuracy"],
+        "delivered_accuracy": stats["correct"] / n if n else None,
         "frames_sent": lb.tx.frames_sent(),
         "frames_detected": rx["frames"],
+        "images_sent": sent,
+        "images_detected": rx["images"],
+        "images_per_frame": lb.tx.cfg.images_per_frame,
+        "channel_uses_per_image": lb.tx.burst_samples() / sps / sent if sent else None,
         "snr_est_db": rx["snr_db_mean"],
         "dropped": lb.encoder.dropped() + lb.tx.dropped() + lb.decoder.dropped(),
-        "rx": {k: rx[k] for k in ("hits", "no_preamble", "header_crc", "rate", "bundle")},
+        "rx": {
+            k: rx[k]
+            for k in ("hits", "candidates", "no_preamble", "header_crc", "rate", "n_images")
+        }
+        | {"bundle": rx["bundle"]},
         "images_per_s": stats["n"] / elapsed if elapsed > 0 else None,
         "samples": lb.tx.samples_sent(),
+        "samples_per_s": lb.rx.stats()["samples_read"] / elapsed if elapsed > 0 else None,
     }
 
 
@@ -161,10 +205,12 @@ def run_waveform_loopback(
     sco_ppm: float = 50.0,
     taps: tuple = DEFAULT_TAPS,
     timeout_s: float | None = None,
+    images_per_frame: int = 1,
 ) -> dict:
     """Accuracy vs SNR through the waveform flowgraph on the first `n` images of the bundle's
-    split (the images `rkdsc eval --n` and `--phy symbol` use). Defaults are the acceptance
-    scenario: CFO 1e-3 cycles/sample, +50 ppm sample clock, the 3-tap `DEFAULT_TAPS`."""
+    split (the images `rkdsc eval --n` and `--phy symbol` use), N = `images_per_frame` images
+    per frame. Defaults are the acceptance scenario: CFO 1e-3 cycles/sample, +50 ppm sample
+    clock, the 3-tap `DEFAULT_TAPS`."""
     bun, ds, n = resolve_request(bundle, device, rate, n, split, data_root)
     points = []
     for i, snr in enumerate(snrs):
@@ -184,18 +230,20 @@ def run_waveform_loopback(
             cfo,
             sco_ppm,
             taps,
+            images_per_frame,
         )
         point = run_graph(lb, n, timeout_s or 60.0 + n / 10.0, sco_ppm)
         points.append({"snr_db": float(snr), **point})
         log.info(
-            "waveform loopback %s %g dB K=%d: accuracy %.4f, %d/%d frames, est. SNR %.2f dB",
+            "waveform loopback %s %g dB K=%d N=%d: delivered %.4f, %d/%d frames, est. SNR %s dB",
             channel,
             snr,
             rate,
-            point["accuracy"] or 0.0,
+            images_per_frame,
+            point["delivered_accuracy"] or 0.0,
             point["frames_detected"],
             point["frames_sent"],
-            point["snr_est_db"] or float("nan"),
+            "n/a" if point["snr_est_db"] is None else f"{point['snr_est_db']:.2f}",
         )
     config = {
         "channel": channel,
@@ -204,6 +252,7 @@ def run_waveform_loopback(
         "device": device,
         "cfo": cfo,
         "sco_ppm": sco_ppm,
+        "images_per_frame": images_per_frame,
         "taps": [[t.real, t.imag] for t in map(complex, taps)],
     }
     return loopback_report(bun, split, n, channel, rate, "waveform", points, config, seed)

@@ -32,13 +32,16 @@ POLL_S = 0.05
 @dataclass
 class RadioConfig:
     """Radio settings (uhd / soapy). `device`: UHD address ("" = first found) or Soapy arguments
-    ("driver=hackrf[,serial=…]"); `if_offset`: burst offset from the carrier, cycles/sample."""
+    ("driver=hackrf[,serial=…]"); `if_offset`: burst offset from the carrier, cycles/sample;
+    `images_per_frame`: N images per frame at the transmitter (the receiver reads N from each
+    header)."""
 
     samp_rate: float = 2e6
     freq: float = 915e6
     gain: float = 0.0
     device: str = ""
     if_offset: float = 0.0
+    images_per_frame: int = 1
 
 
 @dataclass
@@ -153,8 +156,10 @@ def _transmit_side(
     image_rate: float,
     if_offset: float,
     device: str = "cpu",
+    images_per_frame: int = 1,
 ):
-    """images → semantic_tx → ota_tx in `g`; returns ota_tx."""
+    """images → semantic_tx → ota_tx (N = `images_per_frame` images per frame) in `g`; returns
+    ota_tx."""
     from rkdsc_gr.image_source import image_source
     from rkdsc_gr.ota_tx import ota_tx
     from rkdsc_gr.semantic_tx import semantic_tx
@@ -172,7 +177,10 @@ def _transmit_side(
     )
     encoder = semantic_tx(bundle, rate, device)
     tx = ota_tx(
-        bundle_id=bundle_id(bundle, device), if_offset=if_offset, max_queue=max(4096, n + 16)
+        bundle_id=bundle_id(bundle, device),
+        if_offset=if_offset,
+        max_queue=max(4096, n + 16),
+        images_per_frame=images_per_frame,
     )
     g.tb.msg_connect(source, "out", encoder, "in")
     g.tb.msg_connect(encoder, "out", tx, "in")
@@ -246,7 +254,14 @@ def run_tx(
     hardware = mode in ("uhd", "soapy")
     g = _Graph(gr.top_block("rkdsc_tx"))
     tx = _transmit_side(
-        g, bundle, n, rate, split, image_rate or (100.0 if hardware else 0.0), radio.if_offset
+        g,
+        bundle,
+        n,
+        rate,
+        split,
+        image_rate or (100.0 if hardware else 0.0),
+        radio.if_offset,
+        images_per_frame=radio.images_per_frame,
     )
     desc = f"rkdsc tx --mode {mode}: K={rate}, bundle {bundle}"
     if mode == "sim":
@@ -277,6 +292,7 @@ def run_tx(
     out = {
         "mode": mode,
         "frames_sent": tx.frames_sent(),
+        "images_sent": tx.images_sent(),
         "samples": tx.samples_sent(),
         "seconds": seconds,
         "record": record,
@@ -335,12 +351,22 @@ def run_rx(
     elif mode == "sim":
         from rkdsc_gr.ota_channel import ota_channel
 
-        tx = _transmit_side(g, bundle, n, rate, split, 0.0, radio.if_offset)
+        tx = _transmit_side(
+            g, bundle, n, rate, split, 0.0, radio.if_offset, images_per_frame=radio.images_per_frame
+        )
         source = ota_channel(sim.snr_db, sim.cfo, sim.sco_ppm, sim.taps, seed=sim.seed)
         g.tb.connect(tx, source)
     else:
         source = radio_source(mode, radio)
-    rx = ota_rx(doppler=doppler, if_offset=radio.if_offset)
+    from rkdsc_gr.labels import bundle_labels
+
+    bun = load_bundle(bundle)
+    rx = ota_rx(
+        doppler=doppler,
+        if_offset=radio.if_offset,
+        labels=bundle_labels(bundle, split),  # frames carry no labels
+        max_rate=bun.k_max,
+    )
     decoder = semantic_rx(bundle)
     sink = accuracy_sink(json_path or "")
     g.tb.connect(source, rx)

@@ -1,84 +1,138 @@
-"""`rkdsc_ota_rx`: IQ stream → symbol PDUs with the *estimated* SNR, for `semantic_rx`.
+"""`rkdsc_ota_rx`: IQ stream → one symbol PDU per image, with the *estimated* SNR, for
+`semantic_rx`.
 
-    in ─► [rotator: −if_offset] ─► fir_filter_ccf (RRC) ─► corr_est_cc (first two preamble reps,
-          dynamic threshold) ─► ota_deframer ─► out
+    in ─► [rotator: −if_offset] ─► fir_filter_ccf (RRC) ─┬─────────────────► ota_deframer ─► out
+                                                          └► fft_filter_ccc ─┘
+                                                  (correlation with one preamble repetition)
 
-The stock blocks do the per-sample work (matched filter, correlation); `ota_deframer` keeps a short
-buffer, groups the detector's `corr_start` tags into candidates and runs `rkdsc_core.phy`'s
-receiver once per candidate, vectorised over the frame. Candidates that fail (no preamble, header
-CRC, oversized K, other bundle) are counted by reason and never passed on.
+The stock blocks do the per-sample work (matched filter, correlation with one Zadoff–Chu
+repetition). `ota_deframer` keeps a buffer of both streams, runs the non-coherent pre-detector
+(`phy.Detector`: a few numpy passes per sample) and, per hit, `rkdsc_core.phy`'s receiver: the
+coherent preamble metric over a CFO bank, the polar header, then the whole frame. A frame of N
+images leaves as N PDUs. Candidates that fail (no preamble, header CRC, K or N out of range,
+another bundle) are counted by reason and never passed on.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pmt
-from gnuradio import blocks, digital, gr
+from gnuradio import blocks, gr
 from gnuradio import filter as grfilter
 
-from rkdsc_core.phy import NO_LABEL, Acquisition, FrameReceiver, FrameRejected, rrc_taps
-from rkdsc_core.phy.preamble import detection_template
+from rkdsc_core.phy import Acquisition, FrameReceiver, FrameRejected, RxFrame, rrc_taps
+from rkdsc_core.phy.header import MAX_IMAGES, MAX_RATE
+from rkdsc_core.phy.preamble import repetition_template
+from rkdsc_core.phy.receiver import Detector
+from rkdsc_core.phy.sync import prescreen_metric
 from rkdsc_gr._pdu import INDEX, LABEL, PORT_OUT, RATE, SNR_DB, make_pdu
-from rkdsc_gr.ota_tx import BUNDLE_ID, FRAME_INDEX, SAMPLE_COUNT, SAMPLE_START, frame_config
+from rkdsc_gr.ota_tx import (
+    BUNDLE_ID,
+    FRAME_INDEX,
+    IMAGE_POS,
+    IMAGES,
+    SAMPLE_COUNT,
+    SAMPLE_START,
+    frame_config,
+)
 
 log = logging.getLogger(__name__)
 
 CFO = pmt.intern("cfo")
 METRIC = pmt.intern("metric")
-_CORR_START = pmt.intern("corr_start")
+SCO = pmt.intern("sco")
 
 
 @dataclass
 class _Candidate:
-    """Detector hits of one would-be frame (stream offsets) and, once acquired, its state."""
+    """A pre-detector hit (stream offset) and, once acquired, its state."""
 
-    hits: list[int] = field(default_factory=list)
+    hit: int
     acq: Acquisition | None = None
     tau: int = 0  # stream offset of the preamble, once acquired
 
 
 class _Buffer:
-    """The recent input: `data` complex64 with stream offset `base` of data[0]."""
+    """The recent input of one stream: `data` with stream offset `base` of data[0]. Appends into
+    spare capacity and drops old samples by moving a start index, compacting only when the dead
+    part is large (so a long frame does not cost a copy per call)."""
 
-    def __init__(self) -> None:
-        self.data = np.zeros(0, dtype=np.complex64)
+    def __init__(self, dtype=np.complex64) -> None:
+        self._store = np.zeros(1 << 16, dtype=dtype)
+        self._lo = 0  # store index of data[0]
+        self._hi = 0  # store index past the last sample
         self.base = 0
 
     @property
+    def data(self) -> np.ndarray:
+        return self._store[self._lo : self._hi]
+
+    @property
     def end(self) -> int:
-        return self.base + len(self.data)
+        return self.base + self._hi - self._lo
 
     def append(self, x: np.ndarray) -> None:
-        self.data = np.concatenate([self.data, x])
+        n = len(x)
+        if self._hi + n > len(self._store):
+            live = self._hi - self._lo
+            if self._lo >= len(self._store) // 2 and live + n <= len(self._store):
+                self._store[:live] = self._store[self._lo : self._hi]  # compact in place
+            else:
+                grown = np.zeros(max(live + n, 2 * len(self._store)), dtype=self._store.dtype)
+                grown[:live] = self._store[self._lo : self._hi]
+                self._store = grown
+            self._lo, self._hi = 0, live
+        self._store[self._hi : self._hi + n] = x
+        self._hi += n
 
     def keep_from(self, offset: int) -> None:
-        cut = min(max(offset - self.base, 0), len(self.data))
-        if cut:
-            self.data = self.data[cut:].copy()
-            self.base += cut
+        cut = min(max(offset - self.base, 0), self._hi - self._lo)
+        self._lo += cut
+        self.base += cut
+
+    def restart(self, offset: int) -> None:
+        self._lo = self._hi = 0
+        self.base = offset
 
 
 class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
-    """Matched-filter output with `corr_start` tags → symbol PDUs (see `ota_rx`).
+    """Matched-filter output (input 0) and its per-repetition correlation (input 1, from
+    `fft_filter_ccc` with `repetition_template`) → one symbol PDU per image (see `ota_rx`).
 
-    `delay` is how far this block's input lags the receiver input (the detector's history), so
-    that `burst_start` in the metadata indexes the receiver input (and a recording of it).
+    `delay` is how far this block's input lags the receiver input (filter histories), so that
+    `sample_start` in the metadata indexes the receiver input (and a recording of it). `labels`,
+    when given, maps image index → label for the `label` metadata (frames do not carry labels).
     """
 
-    def __init__(self, rx: FrameReceiver, delay: int, bundle_id: int = -1) -> None:
-        gr.sync_block.__init__(self, name="rkdsc_ota_deframer", in_sig=[np.complex64], out_sig=None)
+    def __init__(
+        self,
+        rx: FrameReceiver,
+        delay: int,
+        bundle_id: int = -1,
+        labels: Sequence[int] | None = None,
+        detector_threshold: float = 2.3,
+    ) -> None:
+        gr.sync_block.__init__(
+            self, name="rkdsc_ota_deframer", in_sig=[np.complex64, np.complex64], out_sig=None
+        )
         self.rx = rx
+        cfg = rx.cfg
+        self.detector = Detector(cfg, detector_threshold)
+        self._corr_delay = (cfg.zc_length - 1) * cfg.sps  # corr[n] = input 1 at n + this
         self._delay = int(delay)
         self._bundle_id = int(bundle_id)
-        cfg = rx.cfg
-        self._merge = 2 * cfg.zc_length * cfg.sps  # hits this close belong to one preamble
-        self._buf = _Buffer()
+        self._labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        self._z = _Buffer()
+        self._c = _Buffer()
+        self._csum_base = 0.0  # Σ|z|² before the buffer start (for the detector's energy)
+        self._scan = 0  # next preamble start the detector has to look at
         self._pending: list[_Candidate] = []
-        self._busy_until = 0  # end of the last frame decoded: hits before it are its own echoes
+        self._busy_until = 0  # earliest preamble start after the last frame decoded
         self._last_frame_index: int | None = None
         self.snr_db_sum = 0.0
         reasons = {r: 0 for r in FrameRejected.REASONS}
@@ -86,6 +140,7 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
             "hits": 0,
             "candidates": 0,
             "frames": 0,
+            "images": 0,
             **reasons,
             "bundle": 0,
             "missed_by_index": 0,
@@ -94,54 +149,77 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         self.message_port_register_out(PORT_OUT)
 
     def work(self, input_items, output_items):
+        n = len(input_items[0])
         try:
-            x = input_items[0]
-            n = len(x)
             start = self.nitems_read(0)
-            if self._buf.end != start:  # first call (or a gap): restart the buffer here
-                self._buf = _Buffer()
-                self._buf.base = start
-            self._buf.append(x)
-            for tag in self.get_tags_in_window(0, 0, n, _CORR_START):
-                self._hit(int(tag.offset))
+            if self._z.end != start:  # first call (or a gap): restart the buffers here
+                self._z.restart(start)
+                self._c.restart(start)
+                self._scan = max(self._scan, start)
+            self._z.append(input_items[0])
+            self._c.append(input_items[1])
+            self._detect()
             self._run()
-            self._buf.keep_from(self._oldest_needed())
+            keep = self._oldest_needed()
+            self._z.keep_from(keep)
+            self._c.keep_from(keep)
         except Exception:  # noqa: BLE001 - an exception escaping work() hangs the flowgraph
             self.stats["errors"] += 1
             log.exception("ota_rx: dropping state after an error")
             self._pending.clear()
-            return len(input_items[0])
+            self._scan = self._z.end
         return n
 
-    def _hit(self, offset: int) -> None:
-        self.stats["hits"] += 1
-        if offset < self._busy_until:
+    def _detect(self) -> None:
+        """Run the pre-detector over every start whose samples are in; a group of hits that may
+        continue past the samples in waits for the next call."""
+        det, z, c = self.detector, self._z, self._c
+        cfg = self.rx.cfg
+        lo = max(self._scan, z.base)
+        # a start τ needs z through τ + span and the correlation through τ + span − step
+        hi = z.end - det.span - self._corr_delay - 1
+        if hi <= lo:
             return
-        if self._pending and offset - self._pending[-1].hits[0] <= self._merge:
-            self._pending[-1].hits.append(offset)
-        else:
-            self._pending.append(_Candidate([offset]))
+        zs = z.data[lo - z.base : hi - z.base + det.span]
+        power = zs.real.astype(np.float64) ** 2 + zs.imag.astype(np.float64) ** 2
+        csum = np.concatenate([[0.0], np.cumsum(power)])
+        corr = c.data[lo - c.base + self._corr_delay : hi - c.base + self._corr_delay + det.span]
+        metric = prescreen_metric(corr, csum, hi - lo, cfg.sps, cfg.zc_length, cfg.preamble_reps)
+        above = np.flatnonzero(metric >= det.threshold)
+        scan_to = hi
+        if len(above) and above[-1] >= (hi - lo) - det.step:
+            # the last group may go on: hold it (and what follows) back
+            breaks = np.flatnonzero(np.diff(above) > det.step)
+            first = above[breaks[-1] + 1] if len(breaks) else above[0]
+            scan_to = lo + int(first)
+            metric = metric[:first]
+        for hit in det.hits(metric, lo):
+            self.stats["hits"] += 1
+            self._pending.append(_Candidate(int(hit)))
             self.stats["candidates"] += 1
+        self._scan = scan_to
 
     def _oldest_needed(self) -> int:
-        margin = self.rx.lead + 2 * self._merge
+        rx = self.rx
+        margin = rx.lead + self.detector.span + 64
+        oldest = min(self._scan, self._z.end) - margin
         if self._pending:
-            return min(self._pending[0].hits) - margin
-        return self._buf.end - margin
+            cand = self._pending[0]
+            first = cand.tau if cand.acq is not None else int(rx.candidates(cand.hit)[0])
+            oldest = min(oldest, first - margin)
+        return oldest
 
     def _run(self) -> None:
         """Process candidates in order while their samples are in."""
-        rx, buf = self.rx, self._buf
+        rx, buf = self.rx, self._z
         while self._pending:
             cand = self._pending[0]
             if cand.acq is None:
-                # hits inside a frame decoded meanwhile are its own (sidelobes, data); a later
-                # preamble's hits may have been grouped with them
-                cand.hits = [h for h in cand.hits if h >= self._busy_until]
-                if not cand.hits:
+                taus = rx.candidates(cand.hit)
+                taus = taus[taus >= self._busy_until]  # not inside the frame decoded last
+                if len(taus) == 0:
                     self._pending.pop(0)
                     continue
-                taus = np.unique(np.concatenate([rx.candidates(h) for h in cand.hits]))
                 if buf.end < taus[-1] + rx.acquire_span:
                     return
                 try:
@@ -151,13 +229,14 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
                     self._pending.pop(0)
                     continue
                 cand.tau = cand.acq.tau + buf.base
-            if buf.end < cand.tau + rx.frame_span(cand.acq.header.rate):
+            h = cand.acq.header
+            if buf.end < cand.tau + rx.frame_span(h.rate, h.images):
                 return
             self._pending.pop(0)
             self._finish(cand)
 
     def _finish(self, cand: _Candidate) -> None:
-        rx, buf = self.rx, self._buf
+        rx, buf = self.rx, self._z
         cand.acq.tau = cand.tau - buf.base  # the buffer may have moved on since acquire
         try:
             frame = rx.finish(buf.data, cand.acq)
@@ -165,38 +244,52 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
             self.stats[exc.reason] += 1
             return
         h = frame.header
-        self._busy_until = cand.tau + rx.frame_span(h.rate)
+        self._busy_until = cand.tau + rx.next_preamble(h)
         if self._bundle_id >= 0 and h.bundle_id != self._bundle_id:
             self.stats["bundle"] += 1
             return
         if self._last_frame_index is not None:
-            self.stats["missed_by_index"] += (h.frame_index - self._last_frame_index - 1) % 65536
+            self.stats["missed_by_index"] += (h.frame_index - self._last_frame_index - 1) % 256
         self._last_frame_index = h.frame_index
         self.stats["frames"] += 1
+        self.stats["images"] += h.images
         self.snr_db_sum += frame.snr_db
-        meta = pmt.make_dict()
-        ints = (
-            (INDEX, h.image_index),
+        for pdu in self._image_pdus(frame, rx.burst_start(cand.tau) - self._delay):
+            self.message_port_pub(PORT_OUT, pdu)
+
+    def _image_pdus(self, frame: RxFrame, sample_start: int):
+        """One PDU per image of `frame`."""
+        h = frame.header
+        count = self.rx.cfg.burst_samples(h.rate, h.images)
+        snrs = frame.image_snr_db()
+        common = pmt.make_dict()  # what the frame's images share (pmt dicts are persistent)
+        for key, value in (
             (RATE, h.rate),
             (FRAME_INDEX, h.frame_index),
+            (IMAGES, h.images),
             (BUNDLE_ID, h.bundle_id),
-            (SAMPLE_START, rx.burst_start(cand.tau) - self._delay),
-            (SAMPLE_COUNT, rx.cfg.burst_samples(h.rate)),
-        )
-        for key, value in ints:
-            meta = pmt.dict_add(meta, key, pmt.from_long(int(value)))
-        if h.label != NO_LABEL:
-            meta = pmt.dict_add(meta, LABEL, pmt.from_long(h.label))
-        for key, value in ((SNR_DB, frame.snr_db), (CFO, frame.cfo), (METRIC, frame.metric)):
-            meta = pmt.dict_add(meta, key, pmt.from_double(float(value)))
-        self.message_port_pub(PORT_OUT, make_pdu(meta, frame.symbols))
+            (SAMPLE_START, sample_start),
+            (SAMPLE_COUNT, count),
+        ):
+            common = pmt.dict_add(common, key, pmt.from_long(int(value)))
+        for key, value in ((CFO, frame.cfo), (METRIC, frame.metric), (SCO, frame.sco)):
+            common = pmt.dict_add(common, key, pmt.from_double(float(value)))
+        for i in range(h.images):
+            index = (h.image_index + i) % (1 << 24)
+            meta = pmt.dict_add(common, INDEX, pmt.from_long(index))
+            meta = pmt.dict_add(meta, IMAGE_POS, pmt.from_long(i))
+            meta = pmt.dict_add(meta, SNR_DB, pmt.from_double(float(snrs[i])))
+            if self._labels is not None and index < len(self._labels):
+                meta = pmt.dict_add(meta, LABEL, pmt.from_long(int(self._labels[index])))
+            yield make_pdu(meta, frame.symbols[i])
 
     def stop(self) -> bool:
         s = self.stats
         log.info(
-            "ota_rx: %d frames; rejected: %d no preamble, %d header CRC, %d K, %d bundle; "
-            "%d missed by frame index; %d errors",
-            *(s[k] for k in ("frames", "no_preamble", "header_crc", "rate", "bundle")),
+            "ota_rx: %d frames (%d images); rejected: %d no preamble, %d header CRC, %d K, %d N, "
+            "%d bundle; %d missed by frame index; %d errors",
+            *(s[k] for k in ("frames", "images", "no_preamble", "header_crc", "rate", "n_images")),
+            s["bundle"],
             s["missed_by_index"],
             s["errors"],
         )
@@ -204,24 +297,30 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
 
 
 class ota_rx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
-    """Over-the-air receiver: complex samples in, equalised symbol PDUs out.
+    """Over-the-air receiver: complex samples in, one equalised symbol PDU per image out.
 
     Args:
-        sps, rolloff, pilot_spacing, guard: the waveform (as at `ota_tx`).
-        threshold: `corr_est_cc` dynamic threshold (1 − false-alarm probability, roughly); the
-            receiver's own preamble metric and the header CRC weed out false hits.
-        min_metric: preamble metric a candidate needs (≈ SNR/(1+SNR); 0.2 ≈ −6 dB).
+        sps, rolloff, pilot_spacing, guard: the waveform (as at `ota_tx`; N comes from headers).
+        threshold: pre-detector threshold in units of its noise level (2.3: ~12 hits per 10^6
+            noise samples; −10 dB preambles behind a 3-tap channel reach ≥ 2.56 in 99%).
+        min_metric: coherent preamble metric a candidate needs (≈ SNR/(1+SNR); noise ≈ 0.002).
         doppler: f_D·T_s per symbol for tracking the gain through a frame (0: constant per frame).
-        max_rate: largest K accepted.
+        max_rate: largest K accepted (set it to the bundle's k_max).
+        max_images: largest N accepted.
         bundle_id: accept only frames of this bundle id (−1: any).
         if_offset: the burst's carrier offset from the tuned frequency, cycles/sample (mixed down
             first; with a non-zero offset the radio's DC spike falls outside the signal band).
+        labels: optional image index → label table for the `label` metadata an accuracy sink
+            needs (frames carry no labels): a sequence, or a bundle ("default" or a folder)
+            whose dataset's test split gives them ("" or None: no labels).
+        max_sco_ppm: largest sample-clock offset searched per frame.
 
-    Stream in: complex samples. Message out `out`: c32vector[K] of equalised payload symbols;
-    metadata `index`, `label` (when sent), `rate`, `snr_db` (estimated effective Es/N0), `cfo`
-    (cycles/sample), `metric`, `frame_index`, `bundle_id`, `sample_start` / `sample_count` (the
-    burst in the input stream). Accessor `stats()`: counts of detector hits, candidates, frames
-    and rejections by reason.
+    Stream in: complex samples. Message out `out`: c32vector[K] of equalised payload symbols per
+    image; metadata `index`, `rate`, `snr_db` (estimated effective Es/N0 of that image), `cfo`
+    (cycles/sample), `sco`, `metric`, `frame_index`, `images` (N), `image_pos`, `bundle_id`,
+    `sample_start` / `sample_count` (the burst in the input stream), and `label` when `labels`
+    has it. Accessor `stats()`: counts of pre-detector hits, candidates, frames, images and
+    rejections by reason.
     """
 
     def __init__(
@@ -230,12 +329,15 @@ class ota_rx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         rolloff: float = 0.35,
         pilot_spacing: int = 16,
         guard: int = 64,
-        threshold: float = 0.999,
-        min_metric: float = 0.2,
+        threshold: float = 2.3,
+        min_metric: float = 0.045,
         doppler: float = 0.0,
-        max_rate: int = 4095,
+        max_rate: int = MAX_RATE,
         bundle_id: int = -1,
         if_offset: float = 0.0,
+        labels: Sequence[int] | str | None = None,
+        max_images: int = MAX_IMAGES,
+        max_sco_ppm: float = 100.0,
     ) -> None:
         gr.hier_block2.__init__(
             self,
@@ -243,20 +345,33 @@ class ota_rx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
             gr.io_signature(1, 1, gr.sizeof_gr_complex),
             gr.io_signature(0, 0, 0),
         )
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        if not threshold > 1.0:
+            raise ValueError(f"threshold must be > 1 (units of the noise level), got {threshold}")
         cfg = frame_config(sps, rolloff, pilot_spacing, 9.0, guard)
         self.cfg = cfg
+        if isinstance(labels, str):
+            from rkdsc_gr.labels import bundle_labels
+
+            labels = bundle_labels(labels) if labels else None
         self.receiver = FrameReceiver(
-            cfg, min_metric=min_metric, doppler=doppler, max_rate=max_rate
+            cfg,
+            min_metric=min_metric,
+            doppler=doppler,
+            max_rate=max_rate,
+            max_images=max_images,
+            max_sco_ppm=max_sco_ppm,
         )
-        template = detection_template(cfg.zc_length, cfg.preamble_reps, cfg.sps)
         self.matched = grfilter.fir_filter_ccf(1, rrc_taps(cfg.sps, cfg.rolloff, cfg.span).tolist())
-        self.detector = digital.corr_est_cc(
-            template.tolist(), cfg.sps, 0, float(threshold), digital.THRESHOLD_DYNAMIC
+        self.correlator = grfilter.fft_filter_ccc(
+            1, repetition_template(cfg.zc_length, cfg.sps).tolist()
         )
-        # corr_est_cc delays its output by the template length (its history)
-        self.deframer = ota_deframer(self.receiver, delay=len(template), bundle_id=bundle_id)
+        self.deframer = ota_deframer(
+            self.receiver,
+            delay=0,
+            bundle_id=bundle_id,
+            labels=labels,
+            detector_threshold=threshold,
+        )
         self.message_port_register_hier_out("out")
         head = self.matched
         if if_offset:
@@ -264,13 +379,15 @@ class ota_rx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
             self.connect(self, self.mixer, self.matched)
         else:
             self.connect(self, self.matched)
-        self.connect(head, self.detector, self.deframer)
+        self.connect(head, (self.deframer, 0))
+        self.connect(head, self.correlator, (self.deframer, 1))
         self.msg_connect(self.deframer, "out", self, "out")
 
     def stats(self) -> dict:
-        """Counts: `hits` (detector tags), `candidates`, `frames` passed on, rejections by reason
-        (`no_preamble`, `header_crc`, `rate`, `bundle`, `short`), `missed_by_index` (gaps in the
-        frame counter), `errors`, `samples_read`; and `snr_db_mean`, the mean estimated SNR."""
+        """Counts: `hits` (pre-detector), `candidates`, `frames` and `images` passed on,
+        rejections by reason (`no_preamble`, `header_crc`, `rate`, `n_images`, `bundle`,
+        `short`), `missed_by_index` (gaps in the frame counter), `errors`, `samples_read`; and
+        `snr_db_mean`, the mean estimated SNR over frames."""
         out = dict(self.deframer.stats)
         out["samples_read"] = self.deframer.nitems_read(0)
         frames = out["frames"]
@@ -279,3 +396,6 @@ class ota_rx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
 
     def frames_received(self) -> int:
         return self.deframer.stats["frames"]
+
+    def images_received(self) -> int:
+        return self.deframer.stats["images"]

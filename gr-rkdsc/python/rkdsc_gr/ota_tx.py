@@ -1,4 +1,5 @@
-"""`rkdsc_ota_tx`: symbol PDU → one burst of IQ samples per frame, with `tx_sob`/`tx_eob` tags.
+"""`rkdsc_ota_tx`: symbol PDUs → one burst of IQ samples per frame of N images, with
+`tx_sob`/`tx_eob` tags.
 
     in ─► ota_framer (rkdsc_core.phy: header, pilots, RRC, PAPR clip) ─► pdu_to_stream_c ─► out
                   └─► frames (one dict per burst: header fields, sample_start, sample_count)
@@ -18,13 +19,13 @@ import pmt
 from gnuradio import gr, pdu
 
 from rkdsc_core.phy import FrameConfig, FrameModulator, Header
+from rkdsc_core.phy.header import MAX_RATE
 from rkdsc_gr._pdu import (
     INDEX,
     LABEL,
     PORT_IN,
     PORT_OUT,
     RATE,
-    BadPdu,
     DropCounter,
     c32_array,
     guarded,
@@ -42,6 +43,8 @@ BUNDLE_ID = pmt.intern("bundle_id")
 SAMPLE_START = pmt.intern("sample_start")
 SAMPLE_COUNT = pmt.intern("sample_count")
 CLIPPED = pmt.intern("clipped")
+IMAGES = pmt.intern("images")
+IMAGE_POS = pmt.intern("image_pos")
 
 
 def frame_config(
@@ -50,6 +53,7 @@ def frame_config(
     pilot_spacing: int = 16,
     papr_db: float = 9.0,
     guard: int = 64,
+    images_per_frame: int = 1,
 ) -> FrameConfig:
     """The FrameConfig both OTA blocks build from their GRC parameters (the other fields fixed)."""
     return FrameConfig(
@@ -58,23 +62,29 @@ def frame_config(
         pilot_spacing=int(pilot_spacing),
         papr_db=float(papr_db),
         guard=int(guard),
+        images_per_frame=int(images_per_frame),
     )
 
 
 def default_tail(cfg: FrameConfig) -> int:
-    """Zeros after the last burst that `ota_rx` needs to finish it: its detector delays the
-    stream by the template length h and processes FFT blocks of up to ~3h samples, and the
-    receiver looks a few symbols past the burst's last one; 4h + 256 covers all of it."""
-    template = (2 * cfg.zc_length - 1) * cfg.sps + 1  # preamble.detection_template
-    return 4 * template + 256
+    """Zeros after the last burst that `ota_rx` needs to finish it: its correlator delays the
+    stream by the template length h and processes FFT blocks of a few h, its pre-detector looks a
+    whole preamble (R·L·sps) ahead, and the receiver a few symbols past the burst's last one."""
+    template = (cfg.zc_length - 1) * cfg.sps + 1  # preamble.repetition_template
+    return 4 * template + cfg.preamble_len * cfg.sps + 512
 
 
 class ota_framer(gr.basic_block):  # noqa: N801 - GNU Radio block naming
-    """Symbol PDU → burst PDU (c32vector of samples, |x| <= 1) and a `frames` record per burst.
+    """Symbol PDUs → burst PDUs (c32vector of samples, |x| <= 1) of up to N images each, and a
+    `frames` record per burst.
 
-    The header takes the image index from metadata `index`, the label from `label` (when 0..254),
-    the frame index from a counter and K from the PDU length. When the input queue is empty after
-    a burst, `tail` zeros follow it. `sample_start` counts samples in the order bursts leave, i.e.
+    Images gather into a frame until it holds `cfg.images_per_frame`, until one arrives whose K
+    differs or whose index does not follow the previous one (the header carries the first index
+    only), until the input has been idle for `flush_s`, or until the message `flush` (a PMT
+    symbol) arrives on `in` (then a shorter frame leaves: the header says how many images it
+    holds). The header takes the image index from metadata `index`, the
+    frame index from a counter and K from the PDU length. When the input queue is empty after a
+    burst, `tail` zeros follow it. `sample_start` counts samples in the order bursts leave, i.e.
     the output-stream offset as long as nothing downstream drops bursts.
 
     Back-pressure: with `stream` (the pdu_to_stream block fed) set, a burst waits while more than
@@ -85,17 +95,18 @@ class ota_framer(gr.basic_block):  # noqa: N801 - GNU Radio block naming
     """
 
     STALL_S = 0.2
-    POLL_S = 0.0005
+    POLL_S = 0.002
 
     def __init__(
         self,
         cfg: FrameConfig,
         bundle_id: int = 0,
-        max_rate: int = 4095,
+        max_rate: int = MAX_RATE,
         if_offset: float = 0.0,
         tail: int = 1024,
         stream=None,
-        max_backlog: int = 1 << 16,
+        max_backlog: int = 1 << 18,
+        flush_s: float = 1.0,
     ) -> None:
         gr.basic_block.__init__(self, name="rkdsc_ota_framer", in_sig=None, out_sig=None)
         self._stream = stream
@@ -104,13 +115,20 @@ class ota_framer(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         self.cfg = cfg
         self._mod = FrameModulator(cfg)
         self._bundle_id = int(bundle_id) & 0xFFFF
-        self._max_rate = int(max_rate)
+        self._max_rate = min(int(max_rate), MAX_RATE)
         self._if_offset = float(if_offset)
         self._tail = make_pdu(pmt.make_dict(), np.zeros(int(tail), np.complex64)) if tail else None
         self._tail_len = int(tail)
+        self._flush_s = float(flush_s)
         self._drops = DropCounter(log, "ota_tx")
-        self.sent = 0
-        self.samples = 0
+        self._images: list[np.ndarray] = []  # the frame being gathered
+        self._labels: list[int | None] = []
+        self._first_index = 0
+        self._tail_owed = False  # a burst went out while more input was queued
+        self.sent = 0  # bursts
+        self.images_sent = 0
+        self.samples = 0  # bursts and tails
+        self.burst_samples = 0  # bursts only
         self.clipped = 0
         self.message_port_register_in(PORT_IN)
         self.message_port_register_out(PORT_OUT)
@@ -142,18 +160,58 @@ class ota_framer(gr.basic_block):  # noqa: N801 - GNU Radio block naming
                 log.debug("ota_tx: the stream stopped moving; not waiting for it")
                 return
 
+    def _send_tail(self) -> None:
+        """Input ran dry: push the last burst through the receiver's look-ahead."""
+        if self._tail is not None:
+            self.message_port_pub(PORT_OUT, self._tail)
+            self.samples += self._tail_len
+        self._tail_owed = False
+
+    def _idle(self) -> bool:
+        """True when nothing arrives within `flush_s` (polling the input queue)."""
+        deadline = time.monotonic() + self._flush_s
+        while queue_empty(self):
+            if time.monotonic() >= deadline:
+                return True
+            time.sleep(0.001)
+        return False
+
     @guarded
     def _handle(self, msg: pmt.pmt_t) -> None:
-        self._wait_for_room()
+        if pmt.is_symbol(msg) and pmt.symbol_to_string(msg) == "flush":
+            if self._images:  # a partly filled frame leaves now
+                self._send()
+            elif self._tail_owed and queue_empty(self):
+                self._send_tail()  # the last burst left while this message was queued
+            return
         meta, vec = split_pdu(msg)
         sym = c32_array(vec, "symbol PDU", self._max_rate)
-        index = meta_int(meta, INDEX)
+        index = meta_int(meta, INDEX) or 0
         label = meta_int(meta, LABEL)
-        header = Header.wrap(len(sym), self.sent, index or 0, self._bundle_id, label)
+        if self._images and (
+            len(sym) != len(self._images[0])
+            or index != (self._first_index + len(self._images)) % (1 << 24)
+        ):
+            self._send()
+        if not self._images:
+            self._first_index = index % (1 << 24)
+        self._images.append(sym)
+        self._labels.append(label)
+        if len(self._images) >= self.cfg.images_per_frame or self._idle():
+            self._send()
+
+    def _send(self) -> None:
+        """Modulate the gathered images as one burst and publish it (then the tail when idle)."""
+        images, labels = self._images, self._labels
+        self._images, self._labels = [], []
+        self._wait_for_room()
+        k, n_img = len(images[0]), len(images)
+        header = Header.wrap(k, n_img, self.sent, self._first_index, self._bundle_id)
         try:
-            burst = self._mod.modulate(header, sym)
+            burst = self._mod.modulate(header, np.stack(images))
         except ValueError as exc:
-            raise BadPdu(f"cannot frame it: {exc}") from None
+            self._drops.drop(f"cannot frame it: {exc}", n_img)
+            return
         samples = burst.samples
         n = len(samples)
         if self._if_offset:  # the burst's own phase reference: the receiver estimates it anyway
@@ -163,24 +221,26 @@ class ota_framer(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         info = pmt.make_dict()
         for key, value in (
             (FRAME_INDEX, header.frame_index),
-            (INDEX, index or 0),
-            (RATE, len(sym)),
+            (INDEX, self._first_index),
+            (IMAGES, n_img),
+            (RATE, k),
             (BUNDLE_ID, self._bundle_id),
             (SAMPLE_START, self.samples),
             (SAMPLE_COUNT, n),
             (CLIPPED, burst.clipped),
         ):
             info = pmt.dict_add(info, key, pmt.from_long(int(value)))
-        if label is not None:
-            info = pmt.dict_add(info, LABEL, pmt.from_long(label))
+        if n_img == 1 and labels[0] is not None:
+            info = pmt.dict_add(info, LABEL, pmt.from_long(labels[0]))
         self.message_port_pub(PORT_OUT, make_pdu(pmt.make_dict(), samples))
         self.message_port_pub(PORT_FRAMES, pmt.cons(info, pmt.PMT_NIL))
         self.samples += n
-        if self._tail is not None and queue_empty(self):
-            # input ran dry: push the last burst through the receiver's look-ahead
-            self.message_port_pub(PORT_OUT, self._tail)
-            self.samples += self._tail_len
+        self.burst_samples += n
+        self._tail_owed = True
+        if queue_empty(self):
+            self._send_tail()
         self.clipped += burst.clipped
+        self.images_sent += n_img
         self.sent += 1  # last: once it moves, the burst is queued downstream
 
 
@@ -194,6 +254,9 @@ class ota_tx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         papr_db: headroom of the average sample power below full scale (|x| = 1); peaks above are
             clipped.
         guard: zero samples before and after each burst.
+        images_per_frame: N, images per frame (preamble and header paid once per N; a lost
+            frame loses N images). 1 gives the lowest latency; 512 puts ≥ 70% of the channel uses
+            into semantic symbols at K = 16.
         bundle_id: 16-bit bundle identifier written into every header.
         if_offset: carrier offset of the bursts from the tuned frequency, cycles/sample (|f| <
             0.5 − (1 + rolloff)/(2·sps)); a non-zero offset keeps the signal off the radios' DC.
@@ -202,12 +265,15 @@ class ota_tx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
             finite stream; −1 (default) sizes it for `ota_rx` (`default_tail`), 0 for none.
         max_queue: bursts `pdu_to_stream_c` may hold (message ports have no back-pressure: a
             burst arriving at a full queue is dropped with a warning from that block).
+        flush_s: a partly filled frame leaves after the input has been idle this long.
 
-    Message in `in`: symbol PDUs (c32vector[K], metadata `index`, `label` as semantic_tx emits).
+    Message in `in`: symbol PDUs (c32vector[K], metadata `index`, `label` as semantic_tx emits),
+    or the symbol `flush` (send a partly filled frame now).
     Stream out: complex samples, bursts tagged `tx_sob` / `tx_eob`. Message out `frames`: a dict per
-    burst (`frame_index`, `index`, `rate`, `label`, `bundle_id`, `sample_start`, `sample_count`,
-    `clipped`) for recordings' annotations. Accessors: `frames_sent()`, `samples_sent()` (bursts
-    and tails), `dropped()`.
+    burst (`frame_index`, `index` of the first image, `images`, `rate`, `bundle_id`,
+    `sample_start`, `sample_count`, `clipped`, and `label` for one-image frames) for recordings'
+    annotations. Accessors: `frames_sent()`, `images_sent()`, `samples_sent()` (bursts and
+    tails), `dropped()`.
     """
 
     def __init__(
@@ -221,6 +287,8 @@ class ota_tx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         if_offset: float = 0.0,
         tail: int = -1,
         max_queue: int = 4096,
+        images_per_frame: int = 1,
+        flush_s: float = 1.0,
     ) -> None:
         gr.hier_block2.__init__(
             self,
@@ -228,7 +296,7 @@ class ota_tx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
             gr.io_signature(0, 0, 0),
             gr.io_signature(1, 1, gr.sizeof_gr_complex),
         )
-        self.cfg = frame_config(sps, rolloff, pilot_spacing, papr_db, guard)
+        self.cfg = frame_config(sps, rolloff, pilot_spacing, papr_db, guard, images_per_frame)
         self.message_port_register_hier_in("in")
         self.message_port_register_hier_out("frames")
         edge = abs(if_offset) + (1 + self.cfg.rolloff) / (2 * self.cfg.sps)
@@ -237,16 +305,33 @@ class ota_tx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         tail = default_tail(self.cfg) if tail < 0 else int(tail)
         self.to_stream = pdu.pdu_to_stream_c(pdu.EARLY_BURST_APPEND, int(max_queue))
         self.framer = ota_framer(
-            self.cfg, bundle_id, if_offset=if_offset, tail=tail, stream=self.to_stream
+            self.cfg,
+            bundle_id,
+            if_offset=if_offset,
+            tail=tail,
+            stream=self.to_stream,
+            flush_s=flush_s,
         )
         self.msg_connect(self, "in", self.framer, "in")
         self.msg_connect(self.framer, "out", self.to_stream, "pdus")
         self.msg_connect(self.framer, "frames", self, "frames")
         self.connect(self.to_stream, self)
 
+    def flush(self) -> None:
+        """Send the partly filled frame once the PDUs already queued have been framed."""
+        self.framer.to_basic_block()._post(PORT_IN, pmt.intern("flush"))
+
     def frames_sent(self) -> int:
         """Bursts handed to the stream so far."""
         return self.framer.sent
+
+    def images_sent(self) -> int:
+        """Images in the bursts handed to the stream so far."""
+        return self.framer.images_sent
+
+    def burst_samples(self) -> int:
+        """Samples of the bursts sent (idle tails between batches not counted)."""
+        return self.framer.burst_samples
 
     def samples_sent(self) -> int:
         return self.framer.samples

@@ -1,0 +1,21 @@
+"""Labels by image index for receivers that measure accuracy: frames carry no labels (the header
+spends its bits on K, N and indices), so a receiver looks them up in the dataset it was sent from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rkdsc_core.data.datasets import load_dataset
+from rkdsc_core.runtime import load_bundle
+
+
+def dataset_labels(dataset: str = "fmnist", split: str = "test", root: str = "") -> np.ndarray:
+    """Labels of a dataset split by image index, int64 [n]."""
+    return np.asarray(load_dataset(dataset, split, root or None).labels, dtype=np.int64)
+
+
+def bundle_labels(bundle: str = "default", split: str = "test", root: str = "") -> np.ndarray:
+    """Labels of the split of the dataset a bundle was trained on, int64 [n]."""
+    name = load_bundle(bundle).manifest["dataset"]["name"]
+    return dataset_labels(name, split, root)
