@@ -16,7 +16,11 @@ $R eval --bundle "$B" --channel awgn --channel rayleigh --snr=-5,0,5 --rate 16 -
 $R loopback --bundle "$B" --phy symbol --channel awgn --snr 10,0 --rate 16 --n 1000 \
   --json results/loopback_symbol_k16.json
 .venv/bin/python scripts/bench_loopback.py --bundle "$B" --n 5000 --json results/bench_loopback.json
-$R loopback --bundle "$B" --phy waveform --channel awgn --snr 10,0 --rate 16 --n 1000 \
+$R loopback --bundle "$B" --phy waveform --channel awgn --snr=-10,-5,0,10 --rate 16 --n 1000 \
   --json results/loopback_waveform_k16.json
+$R loopback --bundle "$B" --phy symbol --channel awgn --snr=-10,-5,0,10 --rate 16 --n 1000 \
+  --json results/loopback_symbol_k16_sweep.json
+$R loopback --bundle "$B" --phy waveform --channel awgn --snr=0 --rate 16 --n 2048 \
+  --images-per-frame 512 --json results/loopback_waveform_k16_n512.json
 $R demo --bundle "$B"
 scripts/run_baselines.sh "$B" 10000

@@ -668,3 +668,20 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.ERROR)
     result = globals()[f"_scenario_{sys.argv[1]}"](**json.loads(sys.argv[2]))
     print(json.dumps(result))
+
+
+def test_long_complex_vectors_round_trip_bit_exact():
+    """_pdu.to_vector's bulk path (PMT's deserialiser) equals pmt.init_c32vector at every length
+    around its switch-over, special values included."""
+    pmt = pytest.importorskip("pmt")
+    from rkdsc_gr._pdu import to_vector
+
+    rng = np.random.default_rng(0)
+    for n in (1, 1023, 1024, 1025, 46000):
+        x = (rng.normal(size=n) + 1j * rng.normal(size=n)).astype(np.complex64)
+        x[0] = complex(-0.0, 1e-38)
+        v = to_vector(x)
+        assert pmt.is_c32vector(v) and pmt.length(v) == n
+        got = np.array(pmt.c32vector_elements(v), dtype=np.complex64)
+        assert got.tobytes() == x.tobytes()
+        assert pmt.equal(v, pmt.init_c32vector(n, x.tolist()))

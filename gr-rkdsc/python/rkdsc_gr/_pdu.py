@@ -121,8 +121,21 @@ _VECTOR_MAKERS = {
 }
 
 
+#: PMT's serialised form of a c32vector: tag 0x0a (uniform vector), type 0x0a (c32), the length
+#: as a big-endian u32, one pad byte (count 1, value 0), then the elements as big-endian floats
+_C32_TAG = bytes([0x0A, 0x0A])
+_BULK = 1024
+
+
 def to_vector(data: np.ndarray) -> pmt.pmt_t:
-    """1-D complex64 / float32 / uint8 array → c32vector / f32vector / u8vector."""
+    """1-D complex64 / float32 / uint8 array → c32vector / f32vector / u8vector.
+
+    Long complex vectors (bursts of samples) go through PMT's own deserialiser from their
+    serialised bytes, one numpy byte-swap and one C++ copy: ~3x faster than a list (tested
+    bit-exact against `pmt.init_c32vector` in tests/gr/test_blocks.py)."""
+    if data.dtype == np.complex64 and len(data) >= _BULK:
+        head = _C32_TAG + len(data).to_bytes(4, "big") + b"\x01\x00"
+        return pmt.deserialize_str(head + data.astype(">c8").tobytes())
     # .tolist() first: pybind converts a list ~8x faster than an ndarray here
     return _VECTOR_MAKERS[data.dtype](len(data), data.tolist())
 

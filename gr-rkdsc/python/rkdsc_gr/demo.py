@@ -23,9 +23,10 @@ log = logging.getLogger(__name__)
 
 SNRS = (-5.0, 0.0, 5.0, 10.0, 20.0)
 # (waveform channel, offline channel): the waveform path has no block fading, so Rayleigh runs as
-# slow time-varying fading (fd·Ts = 1e-4 per sample: near-constant over a frame) with pilots.
+# slow time-varying fading (fd·Ts = 1e-5 per symbol: 0.04 cycles over a 64-image frame of 3,832
+# symbols, near-constant within it, a new draw every few frames) with pilots.
 CHANNELS = (("awgn", "awgn"), ("rayleigh_fast", "rayleigh"))
-RAYLEIGH_FD_TS = 1e-4
+RAYLEIGH_FD_TS = 1e-5
 # Mild impairments for the demo (the PHY acceptance test uses harsher ones).
 MILD = {"cfo": 2e-4, "sco_ppm": 10.0, "taps": (1.0, 0.2j, 0.05)}
 #: images per frame: preamble and header (~2,700 symbol periods) shared by 64 images
