@@ -148,6 +148,8 @@ def _decode_node(
         return zeros, zeros, np.arange(rows)
     if m == 1:
         return _leaf(alpha[:, 0], state)
+    if frozen[:-1].all():  # repetition node: the codeword is all zeros or all ones
+        return _repetition(alpha, state)
     h = m // 2
     a1, a2 = alpha[:, :h], alpha[:, h:]
     beta_l, u_l, par_l = _decode_node(_f(a1, a2), frozen[:h], state)
@@ -158,6 +160,26 @@ def _decode_node(
     beta = np.concatenate([beta_l ^ beta_r, beta_r], axis=1)
     u = np.concatenate([u_l, u_r], axis=1)
     return beta, u, par_l[par_r]
+
+
+def _repetition(alpha: np.ndarray, state: _ListState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A node whose only information bit is its last: every row splits into the all-zero and
+    the all-one codeword (the min-sum metric of each is the sum of its disagreeing |LLR|s), the
+    best `list_size` survive — what the recursion down to that leaf computes, in one step."""
+    rows, m = alpha.shape
+    mag = np.abs(alpha)
+    neg = alpha < 0
+    pm0 = state.metric + np.sum(mag * neg, axis=1)
+    pm1 = state.metric + np.sum(mag * ~neg, axis=1)
+    cand = np.concatenate([pm0, pm1])
+    keep = np.argsort(cand, kind="stable")[: state.list_size]
+    state.metric = cand[keep]
+    parent = keep % rows
+    bit = (keep >= rows).astype(np.uint8)[:, None]
+    beta = np.repeat(bit, m, axis=1)
+    u = np.zeros((len(keep), m), dtype=np.uint8)
+    u[:, -1] = bit[:, 0]
+    return beta, u, parent
 
 
 def _leaf(lam: np.ndarray, state: _ListState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

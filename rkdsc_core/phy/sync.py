@@ -174,7 +174,7 @@ def sco_search(
     block: int = 64,
 ) -> float:
     """Sample-clock offset ε (relative) of a frame: symbol k sits at k·sps·(1 + ε) samples from
-    the preamble's start. Picks, on a coarse grid (1/2 sample apart at the frame's end) and then a
+    the preamble's start. Picks, on a coarse grid (1 sample apart at the frame's end) and then a
     fine one (1/8), the ε that maximises Σ_blocks |Σ y·conj(known)|² over the known symbols
     (blocks of `block` symbols, short enough for the residual CFO to stay put within each),
     parabola-refined. 0 when even the largest offset `max_sco` moves the frame's end by less than
@@ -197,8 +197,9 @@ def sco_search(
         re, im = np.bincount(blk, u.real, nblk), np.bincount(blk, u.imag, nblk)
         return float(np.sum(re * re + im * im))
 
-    # coarse (1/2 sample at the frame's end) then fine (1/8 sample) grid, parabola-refined
-    coarse = 0.5 / span
+    # coarse (1 sample at the frame's end: the pulse's main lobe spans ±4) then fine (1/8 sample
+    # within ±1/2 of the best) grid, parabola-refined
+    coarse = 1.0 / span
     grid = np.arange(-np.ceil(max_sco / coarse), np.ceil(max_sco / coarse) + 1) * coarse
     best = float(grid[int(np.argmax([power(e) for e in grid]))])
     step = 0.125 / span

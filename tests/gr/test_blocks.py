@@ -685,3 +685,29 @@ def test_long_complex_vectors_round_trip_bit_exact():
         got = np.array(pmt.c32vector_elements(v), dtype=np.complex64)
         assert got.tobytes() == x.tobytes()
         assert pmt.equal(v, pmt.init_c32vector(n, x.tolist()))
+
+
+def test_make_pdus_equals_dict_add_pdus():
+    """_pdu.make_pdus (serialised form) builds what make_pdu with pmt.dict_add builds: the same
+    metadata (ints small, negative and over 32 bits, doubles) and the same symbols."""
+    pmt = pytest.importorskip("pmt")
+    from rkdsc_gr._pdu import make_pdu, make_pdus
+
+    rng = np.random.default_rng(1)
+    data = (rng.normal(size=(5, 16)) + 1j * rng.normal(size=(5, 16))).astype(np.complex64)
+    common = pmt.dict_add(pmt.make_dict(), pmt.intern("rate"), pmt.from_long(16))
+    common = pmt.dict_add(common, pmt.intern("cfo"), pmt.from_double(-1.25e-3))
+    fields = [
+        {"index": i, "big": (1 << 40) + i, "neg": -7 - i, "snr_db": -3.5 + i} for i in range(5)
+    ]
+    fast = make_pdus(common, fields, data)
+    for f, d, got in zip(fields, data, fast):
+        meta = common
+        for k, v in f.items():
+            meta = pmt.dict_add(
+                meta, pmt.intern(k), pmt.from_long(v) if isinstance(v, int) else pmt.from_double(v)
+            )
+        ref_meta, ref_vec = pmt.to_python(make_pdu(meta, d))
+        got_meta, got_vec = pmt.to_python(got)
+        assert got_meta == ref_meta and np.array_equal(got_vec, ref_vec)
+        assert pmt.is_integer(pmt.dict_ref(pmt.car(got), pmt.intern("big"), pmt.PMT_NIL))

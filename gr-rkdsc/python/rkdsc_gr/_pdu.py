@@ -11,6 +11,7 @@ import functools
 import logging
 import math
 import re
+import struct
 import threading
 from collections.abc import Callable
 
@@ -138,6 +139,37 @@ def to_vector(data: np.ndarray) -> pmt.pmt_t:
         return pmt.deserialize_str(head + data.astype(">c8").tobytes())
     # .tolist() first: pybind converts a list ~8x faster than an ndarray here
     return _VECTOR_MAKERS[data.dtype](len(data), data.tolist())
+
+
+def _ser_symbol(name: str) -> bytes:
+    raw = name.encode()
+    return b"\x02" + len(raw).to_bytes(2, "big") + raw
+
+
+def _ser_number(value: int | float) -> bytes:
+    if isinstance(value, (int, np.integer)):
+        value = int(value)
+        if -(1 << 31) <= value < 1 << 31:
+            return b"\x03" + value.to_bytes(4, "big", signed=True)
+        return b"\x0d" + value.to_bytes(8, "big", signed=True)
+    return b"\x04" + struct.pack(">d", float(value))
+
+
+def make_pdus(common: pmt.pmt_t, fields: list[dict[str, int | float]], data: np.ndarray) -> list:
+    """PDUs that share metadata `common` plus their own `fields` (int / float values), one per
+    row of `data` (complex64 [N, K]) — what `make_pdu` with `pmt.dict_add` gives, built from PMT's
+    serialised form (dict node 0x09, pair 0x07, symbol 0x02, int32 0x03, int64 0x0d, double 0x04,
+    c32 vector 0x0a 0x0a) and one C++ deserialisation each: ~10x faster for a frame of images
+    (tested equal to the dict_add path in tests/gr/test_blocks.py)."""
+    tail = pmt.serialize_str(common)
+    rows = np.ascontiguousarray(data, dtype=np.complex64).astype(">c8")
+    vec_head = b"\x0a\x0a" + rows.shape[1].to_bytes(4, "big") + b"\x01\x00"
+    keys = {k: _ser_symbol(k) for f in fields for k in f}
+    out = []
+    for row, own in zip(rows, fields):
+        entries = b"".join(b"\x09\x07" + keys[k] + _ser_number(v) for k, v in own.items())
+        out.append(pmt.deserialize_str(b"\x07" + entries + tail + vec_head + row.tobytes()))
+    return out
 
 
 def make_pdu(meta: pmt.pmt_t, data: np.ndarray) -> pmt.pmt_t:

@@ -30,11 +30,10 @@ from rkdsc_core.phy.header import MAX_IMAGES, MAX_RATE
 from rkdsc_core.phy.preamble import repetition_template
 from rkdsc_core.phy.receiver import Detector
 from rkdsc_core.phy.sync import prescreen_metric
-from rkdsc_gr._pdu import INDEX, LABEL, PORT_OUT, RATE, SNR_DB, make_pdu
+from rkdsc_gr._pdu import PORT_OUT, RATE, make_pdus
 from rkdsc_gr.ota_tx import (
     BUNDLE_ID,
     FRAME_INDEX,
-    IMAGE_POS,
     IMAGES,
     SAMPLE_COUNT,
     SAMPLE_START,
@@ -274,14 +273,14 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
             common = pmt.dict_add(common, key, pmt.from_long(int(value)))
         for key, value in ((CFO, frame.cfo), (METRIC, frame.metric), (SCO, frame.sco)):
             common = pmt.dict_add(common, key, pmt.from_double(float(value)))
+        fields = []
         for i in range(h.images):
             index = (h.image_index + i) % (1 << 24)
-            meta = pmt.dict_add(common, INDEX, pmt.from_long(index))
-            meta = pmt.dict_add(meta, IMAGE_POS, pmt.from_long(i))
-            meta = pmt.dict_add(meta, SNR_DB, pmt.from_double(float(snrs[i])))
+            own = {"index": index, "image_pos": i, "snr_db": float(snrs[i])}
             if self._labels is not None and index < len(self._labels):
-                meta = pmt.dict_add(meta, LABEL, pmt.from_long(int(self._labels[index])))
-            yield make_pdu(meta, frame.symbols[i])
+                own["label"] = int(self._labels[index])
+            fields.append(own)
+        return make_pdus(common, fields, frame.symbols)
 
     def stop(self) -> bool:
         s = self.stats
