@@ -235,6 +235,9 @@ def main() -> None:
             f" {r['samples']} samples in {r['seconds']:.2f} s{frames})"
         )
     if args.json:
+        from rkdsc_core.provenance import provenance
+
+        out["provenance"] = provenance(config=vars(args), seed=0)
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
 
