@@ -203,8 +203,7 @@ class FrameReceiver:
         if metric[i] < self.min_metric:
             raise FrameRejected("no_preamble", f"metric {metric[i]:.3f} < {self.min_metric}")
         tau, cfo = int(taus[i]), float(cfos[i])
-        pre = np.arange(cfg.preamble_len, dtype=np.float64)
-        rows = fse_rows(z, tau, cfo, pre, cfg.sps, self.offsets)
+        rows = fse_rows(z, tau, cfo, cfg.preamble_len, cfg.sps, self.offsets)
         w, n0 = train_fse(rows, self._pre, self.ridge)
         v = fse_stream(z, tau, cfo, w, self.offsets, 0, (self._pay_start - 1) * cfg.sps)
         y_all = v[:: cfg.sps]  # the symbol instants (no BLAS anywhere: see sync.py)

@@ -91,38 +91,25 @@ def fse_offsets(sps: int, taps: int) -> np.ndarray:
 
 
 def fse_rows(
-    z: np.ndarray,
-    tau: int,
-    cfo: float,
-    symbols: np.ndarray,
-    sps: int,
-    offsets: np.ndarray,
+    z: np.ndarray, tau: int, cfo: float, count: int, sps: int, offsets: np.ndarray
 ) -> np.ndarray:
-    """Equaliser input rows for frame symbols at (possibly fractional) symbol times: row m holds
-    z at tau + symbols[m]·sps + offsets, interpolated (cubic Catmull–Rom, exact at integer
-    times: the matched-filter output is 2·sps/(1 + roll-off) times oversampled) and de-rotated by
-    the coarse CFO (phase 0 at tau).
+    """Equaliser input rows for frame symbols 0 … count − 1: row k holds z[tau + k·sps + offsets]
+    de-rotated by the coarse CFO (phase 0 at tau), complex128 [count, len(offsets)]."""
+    t = (np.arange(count) * sps)[:, None] + offsets[None, :]  # samples from tau
+    return z[tau + t] * np.exp(-2j * np.pi * cfo * t)
 
-    Args:
-        z: complex [n]; needs z[tau + floor(min) − 1] … z[tau + ceil(max) + 2] of the times.
-        symbols: float [M] frame symbol times (k, or k·(1 + sco) under a sample-clock offset).
 
-    Returns:
-        complex128 [M, len(offsets)].
-    """
-    t = np.asarray(symbols, dtype=np.float64)[:, None] * sps + offsets[None, :]  # rel. to tau
-    base = np.floor(t)
-    mu = t - base
-    i = tau + base.astype(np.int64)
-    mu2, mu3 = mu * mu, mu * mu * mu
-    h = (
-        -0.5 * mu3 + mu2 - 0.5 * mu,
-        1.5 * mu3 - 2.5 * mu2 + 1.0,
-        -1.5 * mu3 + 2.0 * mu2 + 0.5 * mu,
-        0.5 * mu3 - 0.5 * mu2,
-    )
-    out = h[0] * z[i - 1] + h[1] * z[i] + h[2] * z[i + 1] + h[3] * z[i + 2]
-    return out * np.exp(-2j * np.pi * cfo * t)
+def grid_peak(grid: np.ndarray, values: np.ndarray) -> float:
+    """The argmax of `values` over the evenly spaced `grid`, refined by a parabola through it and
+    its neighbours when it is an interior maximum."""
+    i = int(np.argmax(values))
+    peak = float(grid[i])
+    if 0 < i < len(grid) - 1:
+        a, b, c = values[i - 1], values[i], values[i + 1]
+        den = a - 2 * b + c
+        if den < 0:
+            peak += 0.5 * float(grid[1] - grid[0]) * (a - c) / den
+    return peak
 
 
 def fse_stream(
@@ -204,15 +191,7 @@ def sco_search(
     best = float(grid[int(np.argmax([power(e) for e in grid]))])
     step = 0.125 / span
     grid = best + np.arange(-4, 5) * step
-    values = np.array([power(e) for e in grid])
-    i = int(np.argmax(values))
-    eps = float(grid[i])
-    if 0 < i < len(grid) - 1:
-        a, b, c = values[i - 1], values[i], values[i + 1]
-        den = a - 2 * b + c
-        if den < 0:
-            eps += 0.5 * step * (a - c) / den
-    return eps
+    return grid_peak(grid, np.array([power(e) for e in grid]))
 
 
 def solve_hpd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -270,13 +249,7 @@ def residual_frequency(
     step = 1.0 / (oversample * span)
     grid = centre + np.arange(-max_freq, max_freq + step / 2, step)
     power = np.abs(np.sum(np.exp(-2j * np.pi * grid[:, None] * rel[None, :]) * values, axis=1)) ** 2
-    i = int(np.argmax(power))
-    nu = float(grid[i])
-    if 0 < i < len(grid) - 1:
-        a, b, c = power[i - 1], power[i], power[i + 1]
-        den = a - 2 * b + c
-        if den < 0:
-            nu += 0.5 * step * (a - c) / den
+    nu = grid_peak(grid, power)
     return nu, complex(np.sum(values * np.exp(-2j * np.pi * nu * pos)))
 
 
