@@ -711,3 +711,26 @@ def test_make_pdus_equals_dict_add_pdus():
         got_meta, got_vec = pmt.to_python(got)
         assert got_meta == ref_meta and np.array_equal(got_vec, ref_vec)
         assert pmt.is_integer(pmt.dict_ref(pmt.car(got), pmt.intern("big"), pmt.PMT_NIL))
+
+
+@pytest.mark.parametrize("name", ["ota_tx", "ota_rx", "ota_channel"])
+def test_waveform_parameters_have_one_definition(name):
+    """Every waveform parameter a PHY block, its GRC YAML and `frame_config` share defaults to
+    FrameConfig's value: a change of the frame's defaults shows up here, not over the air."""
+    import dataclasses
+
+    import rkdsc_gr
+    from rkdsc_core.phy import FrameConfig
+    from rkdsc_gr.ota_tx import frame_config
+
+    fields = {f.name: f.default for f in dataclasses.fields(FrameConfig)}
+    builder = inspect.signature(frame_config).parameters
+    assert {p: v.default for p, v in builder.items()} == {p: fields[p] for p in builder}
+    block = inspect.signature(getattr(rkdsc_gr, name).__init__).parameters
+    spec = yaml.safe_load((GRC_DIR / f"rkdsc_{name}.block.yml").read_text())
+    yaml_defaults = {p["id"]: p.get("default") for p in spec["parameters"]}
+    shared = set(fields) & set(block)
+    assert shared, name
+    for p in shared:
+        assert block[p].default == fields[p], (name, p)
+        assert float(yaml_defaults[p]) == float(fields[p]), (name, p)
