@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -134,19 +135,113 @@ def save_bundle(path: str | Path, manifest: dict, modules: dict[str, nn.Module])
     return path
 
 
+MAX_MANIFEST_BYTES = 1 << 22  # 4 MiB: the default manifest is ~20 KiB
+
+
 def read_manifest(path: str | Path) -> dict:
-    """The manifest of a bundle folder; one-line errors for a missing or unreadable file."""
+    """The manifest of a bundle folder, checked (`check_manifest`); one-line RkdscError for a
+    missing, unreadable or malformed file."""
     path = resolve_bundle_path(path)
     mf = path / MANIFEST
     if not mf.is_file():
         raise RkdscError(f"no bundle at {path} (expected {MANIFEST} and *.safetensors)")
+    if mf.stat().st_size > MAX_MANIFEST_BYTES:
+        raise RkdscError(f"bundle manifest {mf} is larger than {MAX_MANIFEST_BYTES} bytes")
     try:
         manifest = yaml.safe_load(mf.read_text())
-    except yaml.YAMLError as exc:
-        raise RkdscError(f"bundle manifest {mf} is not valid YAML: {exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RkdscError(f"bundle manifest {mf} is not valid YAML: {_one_line(exc)}") from None
+    except RecursionError:
+        raise RkdscError(f"bundle manifest {mf} is nested too deeply") from None
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         raise RkdscError(f"bundle manifest {mf} is not format_version {FORMAT_VERSION}")
+    check_manifest(manifest, mf)
     return manifest
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _is_int(v, lo: int = 1) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_manifest(manifest: dict, where: str | Path = MANIFEST) -> None:
+    """Types and ranges of the manifest keys the loader and runtime read; RkdscError naming the
+    first bad key. Component files must be plain names inside the bundle folder."""
+
+    def need(ok: bool, key: str, want: str) -> None:
+        if not ok:
+            raise RkdscError(f"bundle manifest {where}: '{key}' must be {want}")
+
+    ds = manifest.get("dataset")
+    need(isinstance(ds, dict), "dataset", "a mapping")
+    need(isinstance(ds.get("name"), str), "dataset.name", "a string")
+    classes = ds.get("classes")
+    need(isinstance(classes, list) and len(classes) >= 1, "dataset.classes", "a non-empty list")
+    size = ds.get("image_size")
+    need(
+        isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size),
+        "dataset.image_size",
+        "[height, width] of positive integers",
+    )
+    need(_is_int(ds.get("channels")), "dataset.channels", "a positive integer")
+    for key in ("mean", "std"):
+        v = ds.get(key)
+        need(
+            isinstance(v, list) and len(v) in (1, ds["channels"]) and all(_is_num(x) for x in v),
+            f"dataset.{key}",
+            "a list of finite numbers, one or one per channel",
+        )
+    need(all(x > 0 for x in ds["std"]), "dataset.std", "positive")
+    for comp in ("student", "cat", "head"):
+        need(isinstance(manifest.get(comp), dict), comp, "a mapping")
+        need(isinstance(manifest[comp].get("spec"), dict), f"{comp}.spec", "a mapping")
+    spec = manifest["cat"]["spec"]
+    need(_is_int(spec.get("k_max")), "cat.spec.k_max", "a positive integer")
+    rates = spec.get("rates")
+    need(
+        isinstance(rates, list)
+        and len(rates) >= 1
+        and all(_is_int(k) and k <= spec["k_max"] for k in rates),
+        "cat.spec.rates",
+        f"a non-empty list of K in 1..k_max={spec['k_max']}",
+    )
+    rng = manifest["cat"].get("snr_range_db")
+    need(
+        rng is None
+        or (
+            isinstance(rng, list)
+            and len(rng) == 2
+            and all(_is_num(v) for v in rng)
+            and rng[0] < rng[1]
+        ),
+        "cat.snr_range_db",
+        "[low, high] dB with low < high",
+    )
+    files = manifest.get("files")
+    need(isinstance(files, dict), "files", "a mapping of component to {file, sha256}")
+    for name, entry in files.items():
+        key = f"files.{name}"
+        need(isinstance(entry, dict), key, "a mapping with 'file' and 'sha256'")
+        fname, digest = entry.get("file"), entry.get("sha256")
+        need(
+            isinstance(fname, str) and fname == Path(fname).name and fname not in ("", ".", ".."),
+            f"{key}.file",
+            "a file name inside the bundle folder (no path)",
+        )
+        need(
+            isinstance(digest, str)
+            and len(digest) == 64
+            and all(c in "0123456789abcdef" for c in digest),
+            f"{key}.sha256",
+            "64 lowercase hex digits",
+        )
 
 
 def load_component(path: str | Path, name: str, manifest: dict | None = None) -> nn.Module:
@@ -154,9 +249,11 @@ def load_component(path: str | Path, name: str, manifest: dict | None = None) ->
     path = resolve_bundle_path(path)
     manifest = manifest or read_manifest(path)
     entry = manifest.get("files", {}).get(name)
-    if entry is None or name not in manifest:
+    if entry is None or not isinstance(manifest.get(name), dict):
         raise RkdscError(f"bundle {path} has no component '{name}'")
     file = path / entry["file"]
+    if file.resolve().parent != path.resolve():  # a link out of the folder (check_manifest)
+        raise RkdscError(f"bundle {path}: component '{name}' file lies outside the bundle folder")
     if not file.is_file():
         raise RkdscError(f"bundle {path} is missing {entry['file']} (component '{name}')")
     if _sha256(file) != entry["sha256"]:
@@ -165,7 +262,13 @@ def load_component(path: str | Path, name: str, manifest: dict | None = None) ->
         state = load_file(str(file))
     except (SafetensorError, OSError) as exc:
         raise RkdscError(f"bundle file {file} cannot be read: {exc}") from None
-    module = BUILDERS[builder_of(manifest, name)](manifest[name]["spec"])
+    try:
+        module = BUILDERS[builder_of(manifest, name)](manifest[name]["spec"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RkdscError(
+            f"bundle {path}: the spec of component '{name}' is malformed "
+            f"({type(exc).__name__}: {_one_line(exc)})"
+        ) from None
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -177,6 +280,12 @@ def load_component(path: str | Path, name: str, manifest: dict | None = None) ->
 def component_summary(manifest: dict) -> dict[str, Any]:
     """Parameter counts etc. recorded in the manifest (for reports)."""
     return {c: manifest.get(c, {}).get("params") for c in COMPONENTS if c in manifest}
+
+
+def trained_snr_range(manifest: dict) -> tuple[float, float] | None:
+    """(lo, hi) dB from the manifest's `cat.snr_range_db`; None when the bundle records none."""
+    rng = manifest.get("cat", {}).get("snr_range_db")
+    return None if rng is None else (float(rng[0]), float(rng[1]))
 
 
 class Bundle:
@@ -195,6 +304,9 @@ class Bundle:
         self.head = load_component(self.path, "head", self.manifest).to(self.device)
         self.rates = tuple(int(k) for k in self.manifest["cat"]["spec"]["rates"])
         self.k_max = int(self.manifest["cat"]["spec"]["k_max"])
+        #: SNR range (dB) the CAT decoder was trained at; the receiver clamps the SNR it tells
+        #: the decoder into it (README "Reliability": a clean link decodes as the range's top)
+        self.snr_range_db = trained_snr_range(self.manifest)
         self._teacher = None
         self._fast_student = None
         # modules are shared by blocks in several threads; TX and RX use disjoint modules

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from rkdsc_core.config_ranges import check_ranges
 from rkdsc_core.errors import ConfigError
 from rkdsc_core.nas.primitives import DARTS_PRIMITIVES
 
@@ -314,7 +315,8 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Defaults ← YAML deltas at `path` ← `key=value` overrides; validated at each step."""
+    """Defaults ← YAML deltas at `path` ← `key=value` overrides; types validated at each step,
+    value ranges at the end (`rkdsc_core.config_ranges`)."""
     cfg = Config()
     if path is not None:
         path = Path(path)
@@ -327,6 +329,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         cfg = merge(cfg, delta)
     if overrides:
         cfg = merge(cfg, parse_overrides(overrides))
+    check_ranges(cfg)
     return cfg
 
 

@@ -64,7 +64,11 @@ def make_tiny_bundle(
             "std": list(norm.std),
         },
         "student": {"spec": student_spec(TINY_GENOTYPE, **arch), "params": count_params(student)},
-        "cat": {"spec": cat.cfg.to_dict(), "params": count_params(cat)},
+        "cat": {
+            "spec": cat.cfg.to_dict(),
+            "params": count_params(cat),
+            "snr_range_db": [-10.0, 20.0],
+        },
         "head": {
             "spec": {"in_features": feature_dim, "num_classes": 10},
             "params": count_params(head),

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from rkdsc_core.channels import mmse_equalize, noise_variance
+from rkdsc_core.channels.snr import SNR_LIMIT_DB
 from rkdsc_core.data.transforms import to_tensor
 
 if TYPE_CHECKING:  # the bundle builds these; they only hold it
@@ -35,10 +36,12 @@ log = logging.getLogger(__name__)
 
 
 def _as_batch_snr(snr_db, b: int, k: int) -> torch.Tensor:
-    """Scalar, [B] or [B, K] SNR in dB → float32 [B, K]; NaN/inf rejected."""
-    snr = np.asarray(snr_db, dtype=np.float32)
-    if not np.all(np.isfinite(snr)):
-        raise ValueError("snr_db must be finite")
+    """Scalar, [B] or [B, K] SNR in dB → float32 [B, K]. NaN and −inf are rejected; +inf (a
+    noiseless link) is kept for the caller to clamp."""
+    snr = np.asarray(snr_db, dtype=np.float64)
+    if np.any(np.isnan(snr)) or np.any(snr == -np.inf):
+        raise ValueError("snr_db must be finite, or +inf for a noiseless link (not NaN or -inf)")
+    snr = np.clip(snr, -SNR_LIMIT_DB, SNR_LIMIT_DB).astype(np.float32)
     if snr.ndim == 0:
         snr = np.full((b, k), snr, np.float32)
     elif snr.shape == (b,):
@@ -112,6 +115,8 @@ class Receiver:
                 raise ValueError("with csi, snr_db is the channel's average SNR: scalar or [B]")
             n0 = noise_variance(snr[:, 0])
             yt, snr = mmse_equalize(yt, torch.from_numpy(h), n0)
+        if bun.snr_range_db is not None:  # never beyond the trained range (issue 21, row 1)
+            snr = snr.clamp(*bun.snr_range_db)
         with bun._rx_lock, torch.inference_mode():  # width k, not K_max (module docstring)
             feat = bun.cat.decode_received(yt.to(bun.device), snr.to(bun.device))
             logits = bun.head(feat)

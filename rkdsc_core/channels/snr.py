@@ -15,6 +15,10 @@ import torch
 Number = TypeVar("Number", float, np.ndarray, torch.Tensor)
 PowerLike = float | np.ndarray | torch.Tensor
 
+#: Largest |SNR| in dB accepted from a user or a PDU: beyond any real link, and 10^(±SNR/10)
+#: stays a finite float32. +inf (a noiseless link) is accepted as well.
+SNR_LIMIT_DB = 300.0
+
 #: Powers below this are treated as this when converted to dB (−300 dB instead of −inf).
 POWER_FLOOR = 1e-30
 

@@ -644,7 +644,7 @@ def _scenario_batching(bundle: str) -> dict:
             "bad": len(msgs) - len(images),
             "out_indices": [m["index"] for m, _ in got],
             "dropped": blk.dropped(),
-            "pending": len(blk._pending),
+            "pending": blk._worker.pending(),
             "batch_sizes": list(sizes[name]),  # before the reference calls below
         }
         if name == "tx":

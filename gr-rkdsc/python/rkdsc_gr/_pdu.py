@@ -18,6 +18,8 @@ from collections.abc import Callable
 import numpy as np
 import pmt
 
+from rkdsc_core.channels.snr import SNR_LIMIT_DB
+
 # Metadata keys (DESIGN.md §6).
 LABEL = pmt.intern("label")
 INDEX = pmt.intern("index")
@@ -69,24 +71,50 @@ def meta_int(meta: pmt.pmt_t, key: pmt.pmt_t) -> int | None:
     raise BadPdu(f"metadata '{pmt.symbol_to_string(key)}' is not an integer")
 
 
-def meta_float(meta: pmt.pmt_t, key: pmt.pmt_t) -> float | None:
-    """Finite real metadata value (None when absent); BadPdu when not a finite number."""
+_F32_MAX = float(np.finfo(np.float32).max)
+#: Largest |symbol| accepted: symbols travel at unit average power, so this is 120 dB above it;
+#: larger (still finite) values overflow the decoder's float32 maths into NaN logits.
+MAX_ABS_SYMBOL = 1e6
+
+
+def _number(meta: pmt.pmt_t, key: pmt.pmt_t) -> float | None:
     value = _ref(meta, key)
     if value is None:
         return None
     if pmt.is_integer(value):
-        out = float(pmt.to_long(value))
-    elif pmt.is_real(value):
-        out = float(pmt.to_double(value))
-    else:
-        raise BadPdu(f"metadata '{pmt.symbol_to_string(key)}' is not a number")
-    if not math.isfinite(out):
-        raise BadPdu(f"metadata '{pmt.symbol_to_string(key)}' is not finite")
+        return float(pmt.to_long(value))
+    if pmt.is_uint64(value):
+        return float(pmt.to_uint64(value))
+    if pmt.is_real(value):
+        return float(pmt.to_double(value))
+    raise BadPdu(f"metadata '{pmt.symbol_to_string(key)}' is not a number")
+
+
+def meta_float(meta: pmt.pmt_t, key: pmt.pmt_t) -> float | None:
+    """Real metadata value, finite as a float32 (None when absent); BadPdu otherwise."""
+    out = _number(meta, key)
+    if out is not None and not (math.isfinite(out) and abs(out) <= _F32_MAX):
+        raise BadPdu(f"metadata '{pmt.symbol_to_string(key)}' is not finite (as a float32)")
     return out
 
 
-def c32_array(vec: pmt.pmt_t, what: str, max_len: int) -> np.ndarray:
-    """complex64 [n] from a c32vector with 1 <= n <= max_len and finite entries."""
+def meta_snr_db(meta: pmt.pmt_t) -> float | None:
+    """Metadata `snr_db` (None when absent): a number within ±SNR_LIMIT_DB, or +inf (a noiseless
+    link; the receiver clamps it to the decoder's trained range). BadPdu for NaN, −inf, others."""
+    out = _number(meta, SNR_DB)
+    if out is None or out == math.inf:
+        return out
+    if not (math.isfinite(out) and abs(out) <= SNR_LIMIT_DB):
+        raise BadPdu(
+            f"metadata 'snr_db' = {out:g} is not an SNR (accepted: ±{SNR_LIMIT_DB:g} dB, inf)"
+        )
+    return out
+
+
+def c32_array(
+    vec: pmt.pmt_t, what: str, max_len: int, max_abs: float = MAX_ABS_SYMBOL
+) -> np.ndarray:
+    """complex64 [n] from a c32vector: 1 <= n <= max_len, entries finite with |x| <= max_abs."""
     if not pmt.is_c32vector(vec):
         raise BadPdu(f"{what} is not a c32vector")
     n = pmt.length(vec)
@@ -95,6 +123,8 @@ def c32_array(vec: pmt.pmt_t, what: str, max_len: int) -> np.ndarray:
     arr = np.array(pmt.c32vector_elements(vec), dtype=np.complex64)
     if not np.all(np.isfinite(arr)):
         raise BadPdu(f"{what} contains NaN or inf")
+    if n and float(np.abs(arr).max()) > max_abs:
+        raise BadPdu(f"{what} has a symbol of magnitude above {max_abs:g}")
     return arr
 
 

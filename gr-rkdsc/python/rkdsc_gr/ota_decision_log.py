@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from pathlib import Path
 
+import numpy as np
 import pmt
 from gnuradio import gr
 
-from rkdsc_gr._pdu import PORT_IN, DropCounter, guarded, split_pdu
+from rkdsc_gr._pdu import PORT_IN, BadPdu, DropCounter, guarded, split_pdu
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,18 @@ KEYS = (
     "cfo",
     "sample_start",
 )
+
+
+def _json_value(key: str, value):
+    """A metadata value as JSON can hold it: numbers (non-finite floats become null), strings,
+    booleans; BadPdu for anything else (arrays, tuples, …)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    raise BadPdu(f"metadata '{key}' is a {type(value).__name__}, not a JSON scalar")
 
 
 class ota_decision_log(gr.basic_block):  # noqa: N801 - GNU Radio block naming
@@ -51,14 +65,20 @@ class ota_decision_log(gr.basic_block):  # noqa: N801 - GNU Radio block naming
     def _handle(self, msg: pmt.pmt_t) -> None:
         meta, _ = split_pdu(msg)
         d = pmt.to_python(meta)
-        row = {k: d[k] for k in KEYS if k in d}
+        row = {k: _json_value(k, d[k]) for k in KEYS if k in d}
+        line = json.dumps(row, allow_nan=False)  # a value JSON cannot hold raises: dropped
         with self._lock:
             if self._file.closed:
                 return
-            self._file.write(json.dumps(row) + "\n")
+            self._file.write(line + "\n")
             self._count += 1
 
+    def dropped(self) -> int:
+        """Decision PDUs not written (malformed metadata)."""
+        return self._drops.total
+
     def stop(self) -> bool:
+        self._drops.summary()
         with self._lock:
             if not self._file.closed:
                 self._file.close()

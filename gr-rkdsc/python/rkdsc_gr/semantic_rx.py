@@ -22,17 +22,15 @@ from rkdsc_gr._pdu import (
     CSI,
     PORT_IN,
     PORT_OUT,
-    SNR_DB,
     BadPdu,
     DropCounter,
     c32_array,
-    guarded,
     make_pdu,
     meta_csi,
-    meta_float,
-    queue_empty,
+    meta_snr_db,
     split_pdu,
 )
+from rkdsc_gr._worker import PduWorker
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +64,11 @@ class semantic_rx(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         self._k_max = self._bundle.k_max
         self._class_names = [pmt.intern(str(c)) for c in self._bundle.classes]
         self._snr_db = None if snr_db is None else float(snr_db)
-        self._max_batch = max(1, int(max_batch))
-        self._pending: list[tuple[pmt.pmt_t, np.ndarray, float, np.ndarray | None]] = []
         self._drops = DropCounter(log, "semantic_rx")
         self._decoded = 0
         self.message_port_register_in(PORT_IN)
         self.message_port_register_out(PORT_OUT)
-        self.set_msg_handler(PORT_IN, self._handle)
+        self._worker = PduWorker(self, self._parse, self._flush, self._drops, max_batch)
 
     def set_snr_db(self, snr_db: float | None) -> None:
         self._snr_db = None if snr_db is None else float(snr_db)
@@ -85,28 +81,26 @@ class semantic_rx(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         """Input PDUs dropped so far (malformed, or the decoder failed)."""
         return self._drops.total
 
+    def start(self) -> bool:
+        self._worker.start()
+        return True
+
     def stop(self) -> bool:
+        self._worker.stop()
         self._drops.summary()
         return True
 
-    @guarded
-    def _handle(self, msg: pmt.pmt_t) -> None:
-        try:
-            meta, vec = split_pdu(msg)
-            y = c32_array(vec, "symbol PDU", self._k_max)
-            snr = meta_float(meta, SNR_DB)
-            if snr is None:
-                snr = self._snr_db
-            if snr is None:
-                raise BadPdu("symbol PDU has no 'snr_db' metadata (and the block sets none)")
-            h = meta_csi(meta, len(y))
-            self._pending.append((meta, y, snr, h))
-        finally:
-            if self._pending and (len(self._pending) >= self._max_batch or queue_empty(self)):
-                self._flush()
+    def _parse(self, msg: pmt.pmt_t) -> tuple[pmt.pmt_t, np.ndarray, float, np.ndarray | None]:
+        meta, vec = split_pdu(msg)
+        y = c32_array(vec, "symbol PDU", self._k_max)
+        snr = meta_snr_db(meta)
+        if snr is None:
+            snr = self._snr_db
+        if snr is None:
+            raise BadPdu("symbol PDU has no 'snr_db' metadata (and the block sets none)")
+        return meta, y, snr, meta_csi(meta, len(y))
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
+    def _flush(self, batch: list) -> None:
         groups = defaultdict(list)  # one decoder call per (K, with csi): positions in the batch
         for pos, item in enumerate(batch):
             groups[(len(item[1]), item[3] is not None)].append(pos)
@@ -121,8 +115,12 @@ class semantic_rx(gr.basic_block):  # noqa: N801 - GNU Radio block naming
             except Exception as exc:  # noqa: BLE001 - drop the group, keep the block alive
                 self._drops.drop(f"decoder failed: {type(exc).__name__}: {exc}", len(items), True)
                 continue
-            for p, cls, lg in zip(where, classes, logits):
-                decided[p] = (int(cls), lg.astype(np.float32))
+            finite = np.isfinite(logits).all(1)
+            if not finite.all():  # never a decision from NaN logits (issue 21, row 8)
+                self._drops.drop("decoder gave non-finite logits", int((~finite).sum()))
+            for p, cls, lg, ok in zip(where, classes, logits, finite):
+                if ok:
+                    decided[p] = (int(cls), lg.astype(np.float32))
         for (meta, _, _, h), out in zip(batch, decided):  # in arrival order
             if out is None:
                 continue

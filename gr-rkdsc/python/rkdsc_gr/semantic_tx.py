@@ -1,7 +1,8 @@
 """`rkdsc_semantic_tx`: image PDU → symbol PDU through `rkdsc_core.runtime.Transmitter`.
 
 Images are batched adaptively: the batch closes when the input queue is empty or holds
-`max_batch` images, so one image alone goes out at once and a backlog runs in large batches.
+`max_batch` images, so one image alone goes out at once and a backlog runs in large batches. The
+encoding runs on a worker thread (`_worker.PduWorker`): `stop()` abandons a queued backlog.
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from rkdsc_gr._pdu import (
     RATE,
     BadPdu,
     DropCounter,
-    guarded,
     make_pdu,
-    queue_empty,
     split_pdu,
 )
+from rkdsc_gr._worker import PduWorker
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +58,12 @@ class semantic_tx(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         self._nbytes = int(np.prod(self._shape))
         self._rate = self._tx.rate
         self._snr_db = None if snr_db is None else float(snr_db)
-        self._max_batch = max(1, int(max_batch))
-        self._pending: list[tuple[pmt.pmt_t, np.ndarray]] = []
         self._lock = threading.Lock()
         self._drops = DropCounter(log, "semantic_tx")
         self._encoded = 0
         self.message_port_register_in(PORT_IN)
         self.message_port_register_out(PORT_OUT)
-        self.set_msg_handler(PORT_IN, self._handle)
+        self._worker = PduWorker(self, self._parse, self._flush, self._drops, max_batch)
 
     def set_rate(self, rate: int) -> None:
         """Change K for the images encoded from now on (ValueError outside 1..k_max)."""
@@ -88,39 +86,31 @@ class semantic_tx(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         """Input PDUs dropped so far (malformed, or the encoder failed)."""
         return self._drops.total
 
+    def start(self) -> bool:
+        self._worker.start()
+        return True
+
     def stop(self) -> bool:
+        self._worker.stop()
         self._drops.summary()
         return True
 
-    @guarded
-    def _handle(self, msg: pmt.pmt_t) -> None:
-        try:
-            meta, vec = split_pdu(msg)
-            if not pmt.is_u8vector(vec) or pmt.length(vec) != self._nbytes:
-                raise BadPdu(
-                    f"image must be a u8vector of {self._nbytes} pixels "
-                    f"({'x'.join(map(str, self._shape))})"
-                )
-            pixels = bytes(
-                pmt.u8vector_elements(vec)
-            )  # list → bytes → array: ~4x faster than np.array
-            img = np.frombuffer(pixels, dtype=np.uint8).reshape(self._shape)
-            self._pending.append((meta, img))
-        finally:
-            if self._pending and (len(self._pending) >= self._max_batch or queue_empty(self)):
-                self._flush()
+    def _parse(self, msg: pmt.pmt_t) -> tuple[pmt.pmt_t, np.ndarray]:
+        meta, vec = split_pdu(msg)
+        if not pmt.is_u8vector(vec) or pmt.length(vec) != self._nbytes:
+            raise BadPdu(
+                f"image must be a u8vector of {self._nbytes} pixels "
+                f"({'x'.join(map(str, self._shape))})"
+            )
+        pixels = bytes(pmt.u8vector_elements(vec))  # list → bytes → array: ~4x faster
+        return meta, np.frombuffer(pixels, dtype=np.uint8).reshape(self._shape)
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        try:
-            with self._lock:
-                rate, snr = self._rate, self._snr_db
-            if self._tx.rate != rate:
-                self._tx.set_rate(rate)
-            symbols = self._tx.encode(np.stack([img for _, img in batch]), snr)
-        except Exception as exc:  # noqa: BLE001 - drop the batch, keep the block alive
-            self._drops.drop(f"encoder failed: {type(exc).__name__}: {exc}", len(batch), True)
-            return
+    def _flush(self, batch: list[tuple[pmt.pmt_t, np.ndarray]]) -> None:
+        with self._lock:
+            rate, snr = self._rate, self._snr_db
+        if self._tx.rate != rate:
+            self._tx.set_rate(rate)
+        symbols = self._tx.encode(np.stack([img for _, img in batch]), snr)
         rate_pmt = pmt.from_long(rate)
         for (meta, _), sym in zip(batch, symbols):
             self.message_port_pub(PORT_OUT, make_pdu(pmt.dict_add(meta, RATE, rate_pmt), sym))
