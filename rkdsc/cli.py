@@ -10,7 +10,9 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from rkdsc import args as A
 from rkdsc_core.errors import RkdscError
+from rkdsc_core.outputs import json_text
 
 # OpenMP threads that spin while waiting cost 10x on a busy 2-core machine (measured); must be set
 # before torch is imported.
@@ -90,7 +92,7 @@ def cmd_loopback(args: argparse.Namespace) -> int:
         from pathlib import Path
 
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rep, indent=2))
+        Path(args.json).write_text(json_text(rep))
     for p in rep["points"]:
         print(loopback_line(rep, p))
     if args.json:
@@ -116,13 +118,13 @@ def loopback_line(rep: dict, p: dict) -> str:
 
 
 def cmd_tx(args: argparse.Namespace) -> int:
-    from rkdsc_gr.ota_cli import cmd_tx as run  # GNU Radio is imported there, lazily
+    from rkdsc.ota_cli import cmd_tx as run  # GNU Radio is imported there, lazily
 
     return run(args)
 
 
 def cmd_rx(args: argparse.Namespace) -> int:
-    from rkdsc_gr.ota_cli import cmd_rx as run
+    from rkdsc.ota_cli import cmd_rx as run
 
     return run(args)
 
@@ -175,7 +177,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"{key}: {val:.1f}" if isinstance(val, float) else f"{key}: {val}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rep, indent=2))
+        Path(args.json).write_text(json_text(rep))
         print(f"wrote {args.json}")
     return 0
 
@@ -205,16 +207,8 @@ def _channel_option(p: argparse.ArgumentParser, **kwargs) -> None:
     p.add_argument("--channel", choices=Names(_channels), metavar="CHANNEL", **kwargs)
 
 
-def _floats(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v]
-
-
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v]
-
-
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="rkdsc", description=__doc__)
+    ap = A.OneLineParser(prog="rkdsc", description=__doc__)
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -243,41 +237,48 @@ def build_parser() -> argparse.ArgumentParser:
     _channel_option(p, action="append", help="channel (repeatable): %(choices)s")
     p.add_argument(
         "--snr",
-        type=_floats,
+        type=A.listed(A.snr_db),
         default=list(range(-10, 25, 2)),
         help="SNRs in dB, comma-separated (default -10..24 step 2)",
     )
-    p.add_argument("--rate", type=_ints, default=None, help="K symbols per image, e.g. 16 or 4,16")
+    p.add_argument(
+        "--rate", type=A.listed(A.integer(1)), default=None, help="K symbols per image: 16 or 4,16"
+    )
     p.add_argument(
         "--rate-snr",
-        type=float,
+        type=A.snr_db,
         default=None,
         help="also sweep every trained K at this SNR (accuracy vs K)",
     )
-    p.add_argument("--n", type=int, default=None, help="number of test images (default: all)")
+    p.add_argument("--n", type=A.integer(1), default=None, help="test images (default: all)")
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--data-root", default=None, help="dataset root (CIFAR/ImageFolder)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=A.SEED, default=0)
     p.add_argument("--baselines", default=None, help="comma-separated baselines, or 'all'")
-    p.add_argument("--json", default=None, help="write the report here")
-    p.add_argument("--plot", default=None, help="write accuracy-vs-SNR PNG here")
+    p.add_argument("--json", type=A.output_file, default=None, help="write the report here")
+    p.add_argument("--plot", type=A.output_file, default=None, help="accuracy-vs-SNR PNG here")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("bench", help="sizes, FLOPs, latency/throughput, GNU Radio throughput")
     p.add_argument("--bundle", default="default")
-    p.add_argument("--n", type=int, default=2000, help="images for the GNU Radio loopbacks")
+    p.add_argument("--n", type=A.integer(1), default=2000, help="images for the GR loopbacks")
     p.add_argument("--no-gnuradio", action="store_true", help="model figures only")
-    p.add_argument("--json", default=None)
+    p.add_argument("--json", type=A.output_file, default=None)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("demo", help="the main job: images -> GNU Radio waveform -> decisions")
     p.add_argument("--bundle", default="default")
     p.add_argument("--quick", action="store_true", help="100 images, 2 SNRs (about a minute)")
-    p.add_argument("--n", type=int, default=None, help="test images (default 500, quick 100)")
-    p.add_argument("--rate", type=int, default=16)
-    p.add_argument("--out", default="results", help="folder for demo.json and demo.png")
+    p.add_argument("--n", type=A.integer(1), default=None, help="images (default 500, quick 100)")
+    p.add_argument("--rate", type=A.integer(1), default=16)
     p.add_argument(
-        "--images-per-frame", type=int, default=64, help="N images per waveform frame (default 64)"
+        "--out", type=A.output_folder, default="results", help="folder for demo.json, demo.png"
+    )
+    p.add_argument(
+        "--images-per-frame",
+        type=A.integer(1),
+        default=64,
+        help="N images per waveform frame (default 64)",
     )
     p.set_defaults(func=cmd_demo)
 
@@ -285,14 +286,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phy", default="symbol", choices=["symbol", "waveform"])
     p.add_argument("--bundle", default="default", help="'default' or a bundle folder")
     _channel_option(p, default="awgn", help="%(choices)s (default %(default)s)")
-    p.add_argument("--snr", type=_floats, default=list(range(-10, 25, 2)), help="SNRs in dB, a,b,c")
-    p.add_argument("--rate", type=int, default=16, help="K symbols per image")
-    p.add_argument("--n", type=int, default=None, help="number of test images (default: all)")
+    p.add_argument(
+        "--snr",
+        type=A.listed(A.snr_db),
+        default=list(range(-10, 25, 2)),
+        help="SNRs in dB, a,b,c (inf: noiseless)",
+    )
+    p.add_argument("--rate", type=A.integer(1), default=16, help="K symbols per image")
+    p.add_argument("--n", type=A.integer(1), default=None, help="test images (default: all)")
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--data-root", default=None, help="dataset root (CIFAR/ImageFolder)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fd-ts", type=float, default=0.01, help="Doppler f_D*T_s (rayleigh_fast)")
-    p.add_argument("--k-factor", type=float, default=4.0, help="Rician K (rician)")
+    p.add_argument("--seed", type=A.SEED, default=0)
+    p.add_argument("--fd-ts", type=A.FD_TS, default=0.01, help="Doppler f_D*T_s (rayleigh_fast)")
+    p.add_argument("--k-factor", type=A.K_FACTOR, default=4.0, help="Rician K (rician)")
     p.add_argument(
         "--draws",
         default=None,
@@ -302,15 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--images-per-frame",
-        type=int,
+        type=A.integer(1),
         default=1,
         help="N images per waveform frame (preamble and header paid once per N; 1: lowest "
         "latency; 512: >= 70%% of the channel uses carry semantic symbols at K=16)",
     )
-    p.add_argument("--json", default=None, help="write the report here")
+    p.add_argument("--json", type=A.output_file, default=None, help="write the report here")
     p.set_defaults(func=cmd_loopback)
 
-    from rkdsc_gr.ota_cli import add_rx_arguments, add_tx_arguments  # no GNU Radio import
+    from rkdsc.ota_cli import add_rx_arguments, add_tx_arguments  # no GNU Radio import
 
     p = sub.add_parser("tx", help="send images over the air: sim | uhd | soapy | file (SigMF)")
     add_tx_arguments(p)
@@ -323,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.INFO
     where = ""
     if _WORLD > 1:  # torchrun: rank 0 logs, the others only warnings and errors
@@ -335,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     try:
+        A.check_before_work(args)  # config, bundle manifest: after parsing, before any work
         return args.func(args)
     except RkdscError as exc:
         rank = f" (rank {_RANK}/{_WORLD})" if _WORLD > 1 else ""

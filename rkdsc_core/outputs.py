@@ -3,6 +3,8 @@ report cannot be written (issue 21). Nothing is left behind here; the writers cr
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -41,3 +43,20 @@ def output_problem(path: str | os.PathLike, folder: bool = False) -> str | None:
     if not _can_write_in(parent):
         return f"cannot be created: {parent} is not writable"
     return None
+
+
+def json_safe(obj):
+    """`obj` with every non-finite float replaced: ±inf by the strings "inf" / "-inf" (an SNR of
+    a noiseless link), NaN by None; JSON itself has neither."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def json_text(obj, indent: int | None = 2) -> str:
+    """Strict JSON of `obj` (see `json_safe`)."""
+    return json.dumps(json_safe(obj), indent=indent, allow_nan=False)

@@ -12,8 +12,9 @@ import logging
 import time
 
 from rkdsc_core import distributed
-from rkdsc_core.config import load_config, save_config
+from rkdsc_core.config import Config, load_config, save_config
 from rkdsc_core.errors import RkdscError
+from rkdsc_core.outputs import output_problem
 from rkdsc_core.registry import Registry
 from rkdsc_core.seeding import seed_everything
 from rkdsc_train.context import StageContext, resolve_device
@@ -50,9 +51,34 @@ def _stage_fn(name: str):
     return getattr(mod, fn_name)
 
 
+def _run_stage(fn, ctx: StageContext):
+    """`fn(ctx)`; a checkpoint that no longer fits the config (e.g. resumed after a width change)
+    becomes a one-line RkdscError instead of torch's multi-line RuntimeError."""
+    try:
+        return fn(ctx)
+    except RuntimeError as exc:
+        if not (ctx.resume and "state_dict" in str(exc)):
+            raise
+        first = str(exc).strip().splitlines()[0]
+        raise RkdscError(
+            f"stage {ctx.name}: its checkpoint {ctx.checkpoint_path} does not fit the current "
+            f"config ({first}); run without --resume or with another out_dir"
+        ) from None
+
+
+def resolve_config(config_path, overrides) -> Config:
+    """The run's config, its values and its out_dir checked (ConfigError / RkdscError naming the
+    key): what `rkdsc train` does before any work."""
+    cfg = load_config(config_path, overrides)
+    problem = output_problem(cfg.out_dir, folder=True)
+    if problem:  # now, not when the first stage writes
+        raise RkdscError(f"config key 'out_dir': {cfg.out_dir!r} {problem}")
+    return cfg
+
+
 def run_pipeline(config_path, overrides, stages=None, resume=False) -> dict:
     """Resolve the config, then run `stages` (default: all, in order); returns stage results."""
-    cfg = load_config(config_path, overrides)
+    cfg = resolve_config(config_path, overrides)
     names = list(stages) if stages else list(STAGES)
     unknown = [s for s in names if s not in STAGES]
     if unknown:  # an RkdscError listing the stages
@@ -75,9 +101,9 @@ def run_pipeline(config_path, overrides, stages=None, resume=False) -> dict:
             )
             if name in MAIN_ONLY:
                 if distributed.is_main():
-                    results[name] = fn(ctx)
+                    results[name] = _run_stage(fn, ctx)
             else:
-                results[name] = fn(ctx)
+                results[name] = _run_stage(fn, ctx)
                 distributed.barrier()
             log.info("stage %s: done in %.1f s", name, time.time() - t0)
     return results

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from rkdsc_core.errors import RkdscError
 from rkdsc_core.eval import stats
 from rkdsc_core.eval.harness import clean_accuracy, rate_sweep, snr_sweep
 from rkdsc_core.eval.sizes import baseline_sizes, link_sizes, model_flops
+from rkdsc_core.outputs import json_text
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import Bundle, load_bundle
 
@@ -96,7 +96,7 @@ def run_eval(args, code_factory=None) -> dict:
     )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(rep, indent=2))
+        Path(args.json).write_text(json_text(rep))
     if args.plot and curves:
         plot_curves(rep, args.plot)
     return rep

@@ -366,6 +366,7 @@ def run_rx(
         if_offset=radio.if_offset,
         labels=bundle_labels(bundle, split),  # frames carry no labels
         max_rate=bun.k_max,
+        bundle_id=bundle_id(bundle),  # another bundle's frames: rejected, counted in "bundle"
     )
     decoder = semantic_rx(bundle)
     sink = accuracy_sink(json_path or "")

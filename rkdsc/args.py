@@ -8,7 +8,6 @@ import argparse
 import math
 from collections.abc import Callable
 
-from rkdsc_core.channels.snr import SNR_LIMIT_DB
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.outputs import output_problem
 
@@ -39,7 +38,7 @@ def integer(lo: int | None = None, hi: int | None = None) -> Check:
     def check(text: str) -> int:
         value = _number(text, int)
         if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(f"{value} is outside {_span(lo, hi)}")
+            raise argparse.ArgumentTypeError(f"must be {_span(lo, hi)}, got {value}")
         return value
 
     return check
@@ -54,7 +53,7 @@ def real(lo: float | None = None, hi: float | None = None, open_lo: bool = False
             raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         low_bad = lo is not None and (value <= lo if open_lo else value < lo)
         if low_bad or (hi is not None and value > hi):
-            raise argparse.ArgumentTypeError(f"{value:g} is outside {_span(lo, hi, open_lo)}")
+            raise argparse.ArgumentTypeError(f"must be {_span(lo, hi, open_lo)}, got {value:g}")
         return value
 
     return check
@@ -62,18 +61,20 @@ def real(lo: float | None = None, hi: float | None = None, open_lo: bool = False
 
 def _span(lo, hi, open_lo: bool = False) -> str:
     if hi is None:
-        return f"{'>' if open_lo else '>='} {lo:g}" if isinstance(lo, float) else f">= {lo}"
-    return f"{'(' if open_lo else '['}{lo:g}, {hi:g}]"
+        return f"{'>' if open_lo else '>='} {lo:g}"
+    return f"in {'(' if open_lo else '['}{lo:g}, {hi:g}]"
 
 
 def snr_db(text: str) -> float:
     """Es/N0 in dB: a number within ±SNR_LIMIT_DB, or inf (noiseless); not NaN or -inf."""
+    from rkdsc_core.channels.snr import SNR_LIMIT_DB  # imports torch: only when parsing an SNR
+
     value = _number(text)
-    if value == math.inf:
-        return value
+    if value == math.inf and text.strip().lstrip("+").lower() in ("inf", "infinity"):
+        return value  # written as inf: not a number too large for a float
     if not math.isfinite(value) or abs(value) > SNR_LIMIT_DB:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not an SNR in dB (a number within ±{SNR_LIMIT_DB:g}, or inf = noiseless)"
+            f"must be an SNR in dB within ±{SNR_LIMIT_DB:g}, or inf (noiseless), got {text!r}"
         )
     return value
 
@@ -105,15 +106,41 @@ def output_folder(text: str) -> str:
     return text
 
 
-def check_rates(args: argparse.Namespace) -> None:
-    """After parsing: every --rate K within 1..k_max of the --bundle (read from its manifest,
-    no weights loaded); RkdscError otherwise (exit 2)."""
-    rates = getattr(args, "rate", None)
-    if rates is None or not hasattr(args, "bundle"):
+def check_before_work(args: argparse.Namespace) -> None:
+    """After parsing, before any work: `train`'s config (values and out_dir), the --bundle's
+    manifest (read and checked, no weights loaded) and every --rate K within its 1..k_max;
+    RkdscError otherwise (exit 2)."""
+    if getattr(args, "command", None) == "train":
+        from rkdsc_train.pipeline import resolve_config
+
+        resolve_config(args.config, args.overrides)
+    if not hasattr(args, "bundle"):
         return
     from rkdsc_core.bundle import read_manifest
 
     k_max = int(read_manifest(args.bundle)["cat"]["spec"]["k_max"])
-    for k in rates if isinstance(rates, list) else [rates]:
+    rates = getattr(args, "rate", None)
+    for k in [] if rates is None else rates if isinstance(rates, list) else [rates]:
         if not 1 <= k <= k_max:
             raise RkdscError(f"argument --rate: K={k} is outside 1..{k_max} (bundle {args.bundle})")
+
+
+SEED = integer(0, 2**32 - 1)
+FD_TS = real(0.0, 0.5)  # normalised Doppler f_D·T_s, cycles per symbol
+K_FACTOR = real(0.0, 1e4)  # Rician K (LOS / scattered power)
+SAMP_RATE = real(0.0, 1e10, open_lo=True)  # S/s
+FREQ = real(0.0, 1e11)  # Hz
+GAIN = real(-100.0, 200.0)  # dB
+CFO = real(-0.5, 0.5)  # cycles/sample
+SCO_PPM = real(-1000.0, 1000.0)  # sample-clock offset: crystals are within ±100 ppm
+IMAGE_RATE = real(0.0, 1e6)  # images/s; 0 = as fast as possible
+
+
+def if_offset(text: str) -> float:
+    """Burst offset from the carrier, cycles/sample: the whole burst (RRC bandwidth
+    (1 + rolloff)/sps) must stay inside ±0.5, else it aliases."""
+    from rkdsc_core.phy.config import FrameConfig
+
+    cfg = FrameConfig()
+    limit = 0.5 - (1 + cfg.rolloff) / (2 * cfg.sps)
+    return real(-limit, limit)(text)

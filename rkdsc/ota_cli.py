@@ -4,10 +4,11 @@ parser, so this module must not import GNU Radio at import time; `ota_radio` doe
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from rkdsc import args as A
 from rkdsc_core.errors import RkdscError
+from rkdsc_core.outputs import json_text
 
 MODES = ("sim", "uhd", "soapy", "file")
 
@@ -15,7 +16,9 @@ MODES = ("sim", "uhd", "soapy", "file")
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", required=True, choices=MODES, help="where the samples go / come from")
     p.add_argument("--bundle", default="default", help="'default' or a bundle folder")
-    p.add_argument("--record", default=None, help="also write a SigMF recording (base name)")
+    p.add_argument(
+        "--record", type=A.output_file, default=None, help="also write a SigMF recording (base)"
+    )
     rec = p.add_argument_group("recording (--record)")
     rec.add_argument(
         "--record-datatype",
@@ -24,50 +27,53 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     rec.add_argument("--hw", default="", help="core:hw of the recording (e.g. 'USRP B210, 50 dB')")
     rec.add_argument("--author", default="", help="core:author of the recording")
-    p.add_argument("--rate", type=int, default=16, help="K symbols per image")
+    p.add_argument("--rate", type=A.integer(1), default=16, help="K symbols per image")
     p.add_argument(
         "--images-per-frame",
-        type=int,
+        type=A.integer(1),
         default=1,
         help="N images per frame (tx, rx --mode sim); receivers read N from each header",
     )
-    p.add_argument("--n", type=int, default=100, help="images (tx; rx --mode sim); tx: 0 = loop")
     p.add_argument("--split", default="test", choices=["train", "test"])
     radio = p.add_argument_group("radio (uhd, soapy)")
     radio.add_argument(
         "--samp-rate",
-        type=float,
+        type=A.SAMP_RATE,
         default=None,
         help="S/s (default 2e6; --mode file: a raw --input's rate, a SigMF one's is in its meta)",
     )
-    radio.add_argument("--freq", type=float, default=915e6, help="carrier, Hz (default 915e6)")
-    radio.add_argument("--gain", type=float, default=0.0, help="dB (see docs/hardware.md)")
+    radio.add_argument("--freq", type=A.FREQ, default=915e6, help="carrier, Hz (default 915e6)")
+    radio.add_argument("--gain", type=A.GAIN, default=0.0, help="dB (see docs/hardware.md)")
     radio.add_argument("--device", default="", help="UHD address or Soapy args (driver=hackrf)")
     radio.add_argument(
         "--if-offset",
-        type=float,
+        type=A.if_offset,
         default=None,
         help="bursts' offset from the carrier, cycles/"
         "sample (default 0.2 with a radio, else 0): keeps the signal off the DC spike",
     )
-    radio.add_argument("--duration", type=float, default=None, help="seconds (radio modes)")
+    radio.add_argument(
+        "--duration", type=A.real(0.0, open_lo=True), default=None, help="seconds (radio modes)"
+    )
     sim = p.add_argument_group("simulated air (sim)")
-    sim.add_argument("--snr", type=float, default=10.0, help="Es/N0 in dB")
-    sim.add_argument("--cfo", type=float, default=1e-3, help="cycles/sample")
-    sim.add_argument("--sco-ppm", type=float, default=50.0, help="sample-clock offset, ppm")
+    sim.add_argument("--snr", type=A.snr_db, default=10.0, help="Es/N0 in dB (inf: noiseless)")
+    sim.add_argument("--cfo", type=A.CFO, default=1e-3, help="cycles/sample")
+    sim.add_argument("--sco-ppm", type=A.SCO_PPM, default=50.0, help="sample-clock offset, ppm")
     sim.add_argument("--no-multipath", action="store_true", help="one tap instead of three")
-    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--seed", type=A.SEED, default=0)
 
 
 def add_tx_arguments(p: argparse.ArgumentParser) -> None:
     _common(p)
+    p.add_argument("--n", type=A.integer(0), default=100, help="images; 0 = loop over the split")
     p.add_argument(
-        "--image-rate", type=float, default=0.0, help="images/s (radio modes default to 100)"
+        "--image-rate", type=A.IMAGE_RATE, default=0.0, help="images/s (radio modes: 100)"
     )
 
 
 def add_rx_arguments(p: argparse.ArgumentParser) -> None:
     _common(p)
+    p.add_argument("--n", type=A.integer(1), default=100, help="images (--mode sim)")
     p.add_argument(
         "--input",
         default=None,
@@ -80,9 +86,11 @@ def add_rx_arguments(p: argparse.ArgumentParser) -> None:
         help="SigMF datatype of a raw --input: cf32_le, cf32_be, ci16_le, ci16_be, ci8 "
         "(hackrf_transfer), cu8 (rtl_sdr); default from its suffix or its .sigmf-meta",
     )
-    p.add_argument("--doppler", type=float, default=0.0, help="fD*Ts per symbol to track")
-    p.add_argument("--json", default=None, help="write the summary here")
-    p.add_argument("--decisions", default=None, help="write one JSON line per decision here")
+    p.add_argument("--doppler", type=A.FD_TS, default=0.0, help="fD*Ts per symbol to track")
+    p.add_argument("--json", type=A.output_file, default=None, help="write the summary here")
+    p.add_argument(
+        "--decisions", type=A.output_file, default=None, help="one JSON line per decision here"
+    )
 
 
 def _configs(args: argparse.Namespace):
@@ -129,7 +137,7 @@ def cmd_tx(args: argparse.Namespace) -> int:
         args.duration,
         _record_options(args),
     )
-    print(json.dumps(out, indent=2))
+    print(json_text(out))
     return 0
 
 
@@ -154,7 +162,7 @@ def cmd_rx(args: argparse.Namespace) -> int:
         args.datatype,
         args.samp_rate,
     )
-    text = json.dumps(out, indent=2)
+    text = json_text(out)
     print(text)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
