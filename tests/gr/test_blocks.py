@@ -265,6 +265,19 @@ def test_batched_blocks_equal_the_unbatched_path(tiny_bundle):
     assert r["rx"]["classes_equal"]
 
 
+def test_model_blocks_stop_promptly_whatever_is_queued(tiny_bundle):
+    """Issue 21 row 6: `stop()` + `wait()` return within 3 s although semantic_tx / semantic_rx
+    hold a backlog that takes ~25 s to process (each batch of 8 slowed to 50 ms); the backlog is
+    abandoned, not processed. And a finite stream (`done` from the source) still delivers every
+    PDU before the graph finishes."""
+    r = run_scenario("stop", bundle=tiny_bundle)
+    for blk in ("tx", "rx"):
+        b = r[blk]
+        assert b["stop_s"] < 3.0, b
+        assert 0 < b["out"] < b["queued"] // 2, b  # it was working, and stopped long before done
+        assert b["finite_out"] == b["finite_sent"], b
+
+
 def test_image_source_and_accuracy_sink(tmp_path):
     r = run_scenario("source_sink", json_path=str(tmp_path / "acc.json"))
     assert r["finite_sent"] == 120 and r["finite_indices_ok"] and r["finite_labels_ok"]
@@ -659,6 +672,75 @@ def _scenario_batching(bundle: str) -> dict:
                 equal &= m["class"] == int(cls[0]) and "csi" not in m and m["snr_db"] == snr
             out[name]["classes_equal"] = bool(equal)
         out[name]["max_err"] = float(max(errs))
+    return out
+
+
+def _scenario_stop(bundle: str) -> dict:
+    import pmt
+    from gnuradio import blocks, gr
+
+    import rkdsc_gr
+    from rkdsc_core import runtime
+    from rkdsc_gr._pdu import INDEX, make_pdu, post_done
+
+    encode, classify = runtime.Transmitter.encode, runtime.Receiver.classify
+
+    def slow_encode(self, images, snr_db=None):
+        time.sleep(0.05)
+        return encode(self, images, snr_db)
+
+    def slow_classify(self, y, snr, csi=None):
+        time.sleep(0.05)
+        return classify(self, y, snr, csi)
+
+    runtime.Transmitter.encode, runtime.Receiver.classify = slow_encode, slow_classify
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, 784).astype(np.uint8)
+    sym = (rng.normal(size=8) + 1j * rng.normal(size=8)).astype(np.complex64)
+
+    def msg(kind, i):
+        d = pmt.dict_add(pmt.make_dict(), INDEX, pmt.from_long(i))
+        if kind == "tx":
+            return make_pdu(d, image)
+        return make_pdu(pmt.dict_add(d, pmt.intern("snr_db"), pmt.from_double(5.0)), sym)
+
+    make = {
+        "tx": lambda: rkdsc_gr.semantic_tx(bundle, rate=8, max_batch=8),
+        "rx": lambda: rkdsc_gr.semantic_rx(bundle, max_batch=8),
+    }
+    out = {}
+    for kind in ("tx", "rx"):
+        queued = 4000  # 500 batches x 50 ms = 25 s of work
+        tb = gr.top_block()
+        blk, dbg = make[kind](), blocks.message_debug()
+        tb.msg_connect(blk, "out", dbg, "store")
+        for i in range(queued):
+            blk.to_basic_block()._post(pmt.intern("in"), msg(kind, i))
+        tb.start()
+        _wait(lambda d=dbg: d.num_messages() >= 16)
+        t0 = time.monotonic()
+        tb.stop()
+        tb.wait()
+        stop_s = time.monotonic() - t0
+        n_out = dbg.num_messages()
+        # a finite stream: 40 PDUs then `done` on the system port, as image_source ends
+        tb = gr.top_block()
+        blk, dbg = make[kind](), blocks.message_debug()
+        tb.msg_connect(blk, "out", dbg, "store")
+        for i in range(40):
+            blk.to_basic_block()._post(pmt.intern("in"), msg(kind, i))
+        post_done(blk)
+        tb.start()
+        _wait(lambda d=dbg: d.num_messages() >= 40, 30)
+        tb.stop()
+        tb.wait()
+        out[kind] = {
+            "queued": queued,
+            "out": n_out,
+            "stop_s": stop_s,
+            "finite_sent": 40,
+            "finite_out": dbg.num_messages(),
+        }
     return out
 
 

@@ -45,6 +45,84 @@ def test_malformed_pdus_are_dropped_and_good_ones_flow(block, tiny_bundle):
     assert r["stopped_s"] < 10
 
 
+def test_logs_write_strict_json_whatever_the_metadata(tmp_path):
+    """Issue 21 row 12: NaN / inf / huge metadata reach the decision log and the SigMF
+    annotator; every line and the .sigmf-meta parse as strict JSON (non-finite numbers become
+    null or are left out), and a value JSON cannot hold drops that record, counted."""
+    proc = subprocess.run(
+        [sys.executable, str(HERE), "logs", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert r["log_lines"] == r["log_written"] == r["scalar_sent"] > 0
+    assert r["log_dropped"] == r["nonscalar_sent"] > 0
+    assert r["null_snr"] > 0 and r["annotations"] == r["scalar_sent"]
+
+
+def _strict(text: str):
+    def no_constant(name):
+        raise ValueError(f"not strict JSON: {name}")
+
+    return json.loads(text, parse_constant=no_constant)
+
+
+def _logs(folder: str) -> dict:
+    import pmt
+    from gnuradio import gr
+
+    from rkdsc_gr._pdu import make_pdu
+    from rkdsc_gr.ota_decision_log import ota_decision_log
+    from rkdsc_gr.sigmf_io import ota_sigmf_annotator
+
+    hostile = [float("nan"), float("inf"), float("-inf"), 1e300, -0.0, 3.5]
+    msgs, nonscalar = [], 0
+    for i in range(60):
+        d = pmt.make_dict()
+        for key, v in (("frame_index", i), ("index", i), ("label", i % 10), ("class", i % 7)):
+            d = pmt.dict_add(d, pmt.intern(key), pmt.from_long(v))
+        d = pmt.dict_add(d, pmt.intern("sample_start"), pmt.from_long(100 * i))
+        d = pmt.dict_add(d, pmt.intern("sample_count"), pmt.from_long(90))
+        d = pmt.dict_add(d, pmt.intern("snr_db"), pmt.from_double(hostile[i % len(hostile)]))
+        d = pmt.dict_add(d, pmt.intern("cfo"), pmt.from_double(hostile[(i + 1) % len(hostile)]))
+        if i % 9 == 4:  # a value JSON cannot hold as a scalar
+            d = pmt.dict_add(d, pmt.intern("rate"), pmt.init_f32vector(2, [1.0, 2.0]))
+            nonscalar += 1
+        msgs.append(make_pdu(d, np.zeros(4, np.float32)))
+    log_path = f"{folder}/decisions.jsonl"
+    dlog = ota_decision_log(log_path)
+    ann = ota_sigmf_annotator(f"{folder}/rec", 1e6, 915e6, "test")
+    tb = gr.top_block()
+    idle = gr.basic_block("idle", None, None)  # puts both blocks in the graph; never sends
+    idle.message_port_register_out(pmt.intern("strobe"))
+    tb.msg_connect(idle, "strobe", dlog, "in")
+    tb.msg_connect(idle, "strobe", ann, "in")
+    tb.start()
+    for m in msgs:
+        dlog.to_basic_block()._post(pmt.intern("in"), m)
+        ann.to_basic_block()._post(pmt.intern("in"), m)
+    deadline = time.monotonic() + 60
+    while dlog.count() + dlog.dropped() < len(msgs) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    while len(ann.annotations) + ann._drops.total < len(msgs) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    tb.stop()
+    tb.wait()  # the blocks' stop() closes the log and writes the .sigmf-meta
+    lines = [_strict(x) for x in Path(log_path).read_text().splitlines()]
+    meta = _strict(Path(f"{folder}/rec.sigmf-meta").read_text())
+    return {
+        "scalar_sent": len(msgs) - nonscalar,
+        "nonscalar_sent": nonscalar,
+        "log_lines": len(lines),
+        "log_written": dlog.count(),
+        "log_dropped": dlog.dropped(),
+        "null_snr": sum(x.get("snr_db", 0) is None for x in lines),
+        "annotations": len(meta["annotations"]),
+    }
+
+
 # --- the scenario (subprocess) -----------------------------------------------------------------
 
 
@@ -109,12 +187,15 @@ def _malformed(kind: str, rng: np.random.Generator) -> list:
             lambda: c32(int(rng.integers(4097, 6000))),
             lambda: c32(int(rng.integers(1, 64)), complex("nan")),
             lambda: c32(int(rng.integers(1, 64)), complex("inf")),
+            lambda: c32(8, complex(1e30, 0)),  # finite, but 300 dB above unit power
         ],
         "semantic_rx": [
             lambda: pmt.init_f32vector(8, [1.0] * 8),
             lambda: pmt.init_c32vector(0, []),
             lambda: c32(int(rng.integers(17, 300))),  # more than the tiny bundle's k_max = 16
             lambda: c32(8, complex("nan")),
+            lambda: c32(8, complex(1e30, -1e30)),  # finite but huge: NaN logits, never a decision
+            lambda: c32(8, complex(0, 2e6)),
         ],
         "accuracy_sink": [],
     }["symbol_channel" if kind == "keyed_channel" else kind]  # the same symbol payloads
@@ -128,7 +209,16 @@ def _malformed(kind: str, rng: np.random.Generator) -> list:
         "semantic_rx": [
             lambda: meta(),
             lambda: meta(snr_db=pmt.intern("high")),
-            lambda: meta(snr_db=pmt.from_double(float(rng.choice([np.nan, np.inf, -np.inf])))),
+            lambda: meta(snr_db=pmt.from_double(float(rng.choice([np.nan, -np.inf])))),
+            # finite as a double, inf as a float32: used to cost the whole batch (issue 21 row 2)
+            lambda: meta(snr_db=pmt.from_double(float(rng.choice([1e300, -1e300, 1e39])))),
+            lambda: meta(snr_db=pmt.from_double(float(rng.choice([301.0, -1e9, 1e30])))),
+            lambda: meta(snr_db=pmt.cons(pmt.from_double(1.0), pmt.from_double(2.0))),
+            lambda: meta(snr_db=pmt.make_dict()),
+            lambda: meta(snr_db=pmt.list1(pmt.from_double(5.0))),
+            lambda: meta(snr_db=pmt.from_complex(5 + 0j)),
+            lambda: meta(snr_db=pmt.from_double(5.0), csi=c32(8, complex(1e30, 0))),
+            lambda: meta(snr_db=pmt.from_double(5.0), csi=pmt.list1(pmt.from_long(1))),
             lambda: meta(snr_db=pmt.PMT_T),
             lambda: meta(snr_db=pmt.init_f32vector(1, [3.0])),
             lambda: meta(snr_db=pmt.from_double(5.0), csi=pmt.init_f32vector(8, [1.0] * 8)),
@@ -143,6 +233,9 @@ def _malformed(kind: str, rng: np.random.Generator) -> list:
             lambda: meta(label=pmt.from_long(1), **{"class": pmt.from_double(1.0)}),
             lambda: meta(label=pmt.intern("shoe"), **{"class": pmt.from_long(1)}),
             lambda: meta(label=pmt.from_long(1), **{"class": pmt.string_to_symbol("7")}),
+            lambda: meta(label=pmt.from_double(1e300), **{"class": pmt.from_long(1)}),
+            lambda: meta(label=pmt.list1(pmt.from_long(1)), **{"class": pmt.from_long(1)}),
+            lambda: meta(label=pmt.from_long(1), **{"class": pmt.make_dict()}),
             lambda: pmt.PMT_NIL,  # cons(NIL, vec): no metadata at all
         ],
     }.get(kind, [])
@@ -166,7 +259,8 @@ def _good(kind: str, i: int, rng: np.random.Generator):
     if kind in ("symbol_channel", "keyed_channel"):
         return make_pdu(d, x)
     if kind == "semantic_rx":
-        d = pmt.dict_add(d, pmt.intern("snr_db"), pmt.from_double(float(rng.uniform(-5, 20))))
+        snr = float(rng.uniform(-5, 20)) if i % 10 else float("inf")  # inf: a noiseless link
+        d = pmt.dict_add(d, pmt.intern("snr_db"), pmt.from_double(snr))
         if i % 2:
             d = pmt.dict_add(d, pmt.intern("csi"), pmt.from_complex(complex(0.3, -0.9)))
         return make_pdu(d, x)
@@ -249,4 +343,7 @@ if __name__ == "__main__":
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    print(json.dumps(_scenario(sys.argv[1], sys.argv[2])))
+    if sys.argv[1] == "logs":
+        print(json.dumps(_logs(sys.argv[2])))
+    else:
+        print(json.dumps(_scenario(sys.argv[1], sys.argv[2])))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 _SYSTEM = pmt.intern("system")
 _DONE = pmt.intern("done")
 STOP_JOIN_S = 2.0  # longest stop() waits for the batch in hand
+DRAIN_S = 0.005
 
 
 class PduWorker:
@@ -47,8 +49,17 @@ class PduWorker:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.discarded = 0  # queued PDUs abandoned by stop()
-        block.set_msg_handler(PORT_IN, self._put)
-        block.set_msg_handler(_SYSTEM, self._system)
+
+        # GNU Radio's gateway calls a handler by its __name__, looked up on the block itself
+        def _rkdsc_worker_in(msg):
+            self._put(msg)
+
+        def _rkdsc_worker_system(msg):
+            self._system(msg)
+
+        block._rkdsc_worker_in, block._rkdsc_worker_system = _rkdsc_worker_in, _rkdsc_worker_system
+        block.set_msg_handler(PORT_IN, _rkdsc_worker_in)
+        block.set_msg_handler(_SYSTEM, _rkdsc_worker_system)
 
     def start(self) -> None:
         with self._cv:
@@ -104,12 +115,27 @@ class PduWorker:
             if items:
                 self._flush_batch(items)
                 continue
-            with self._cv:
-                if self._done is not None and not self._queue:
+            if self._drained():
+                with self._cv:
                     done = self._done
-                    break
+                break
         # everything queued before `done` is out: now let the scheduler finish this block
         self._block.to_basic_block().system_handler(done)
+
+    def _drained(self) -> bool:
+        """True when `done` has come and no message is left, neither here nor in GNU Radio's own
+        queue of the `in` port (the scheduler may handle the system port first): seen twice,
+        DRAIN_S apart, so that a message being handed over is not missed."""
+        for _ in range(2):
+            with self._cv:
+                if self._done is None or self._queue:
+                    return False
+            if self._block.to_basic_block().nmsgs(PORT_IN):
+                time.sleep(DRAIN_S)
+                return False
+            time.sleep(DRAIN_S)
+        with self._cv:
+            return not self._queue
 
     def _parse_one(self, msg: pmt.pmt_t):
         try:
