@@ -98,6 +98,21 @@ def check_grc_blocks() -> Check:
     )
 
 
+def check_grc_gui() -> Check:
+    """GNU Radio Companion's GTK 3 front end: PyGObject, the Gtk / PangoCairo typelibs and the
+    cairo bridge (Debian: python3-gi, gir1.2-gtk-3.0, python3-gi-cairo; `make setup` installs
+    them). Only needed to open GRC: a warning, not a failure."""
+    fix = "sudo apt-get install python3-gi python3-gi-cairo gir1.2-gtk-3.0 (or: make setup)"
+    try:
+        gi = importlib.import_module("gi")
+        gi.require_version("Gtk", "3.0")
+        gi.require_version("PangoCairo", "1.0")
+        importlib.import_module("gi._gi_cairo")
+    except (ImportError, ValueError) as exc:
+        return Check("grc gui", WARN, f"GNU Radio Companion cannot start ({exc})", fix)
+    return Check("grc gui", OK, f"PyGObject {gi.__version__}, Gtk 3.0, PangoCairo, cairo")
+
+
 def check_bundle() -> Check:
     try:
         from rkdsc_core.bundle import default_bundle_path
@@ -123,6 +138,7 @@ def run_checks() -> list[Check]:
         check_module("timm"),
         check_datasets(),
         check_grc_blocks(),
+        check_grc_gui(),
         check_bundle(),
     ]
 

@@ -3,7 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
-DEB_PKGS=(gnuradio dataset-fashion-mnist)
+# gnuradio is installed without its recommends; GNU Radio Companion's GTK front end needs these
+# three besides (without them: "Failed to initialize GTK ... Namespace Gtk not available").
+DEB_PKGS=(gnuradio dataset-fashion-mnist python3-gi python3-gi-cairo gir1.2-gtk-3.0)
 
 missing=()
 if command -v dpkg >/dev/null 2>&1; then

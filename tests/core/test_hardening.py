@@ -175,3 +175,24 @@ def test_output_problem(tmp_path):
     assert output_problem(tmp_path, folder=True) is None
     assert output_problem("/proc/version/x.json") is not None
     assert output_problem("") is not None
+
+
+# --- row 13: doctor checks what GNU Radio Companion needs --------------------------------------
+
+
+def test_doctor_warns_when_grc_cannot_start(monkeypatch):
+    import importlib
+
+    from rkdsc import doctor
+
+    real = importlib.import_module
+
+    def no_gi(name, *a, **k):
+        if name == "gi":
+            raise ImportError("No module named 'gi'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(doctor.importlib, "import_module", no_gi)
+    c = doctor.check_grc_gui()
+    assert c.status == doctor.WARN and "gir1.2-gtk-3.0" in c.fix
+    assert "grc gui" in [c.name for c in doctor.run_checks()]
