@@ -196,3 +196,23 @@ def test_doctor_warns_when_grc_cannot_start(monkeypatch):
     c = doctor.check_grc_gui()
     assert c.status == doctor.WARN and "gir1.2-gtk-3.0" in c.fix
     assert "grc gui" in [c.name for c in doctor.run_checks()]
+
+
+def test_resume_with_a_checkpoint_that_no_longer_fits_is_one_line(tmp_path):
+    """`--resume` after a width change: torch's multi-line RuntimeError becomes one line naming
+    the stage and the checkpoint; without --resume the error is left as it is."""
+    from rkdsc_core.config import Config
+    from rkdsc_train.context import StageContext
+    from rkdsc_train.pipeline import _run_stage
+
+    def stage(ctx):
+        raise RuntimeError(
+            "Error(s) in loading state_dict for Student:\n\tsize mismatch for stem.0.weight"
+        )
+
+    cfg = Config(out_dir=str(tmp_path))
+    with pytest.raises(RkdscError) as err:
+        _run_stage(stage, StageContext(cfg, "stage1", resume=True))
+    assert "stage stage1" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(RuntimeError):
+        _run_stage(stage, StageContext(cfg, "stage1", resume=False))

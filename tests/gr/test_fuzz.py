@@ -71,11 +71,11 @@ def _strict(text: str):
 
 def _logs(folder: str) -> dict:
     import pmt
-    from gnuradio import gr
+    from gnuradio import blocks, gr
 
     from rkdsc_gr._pdu import make_pdu
     from rkdsc_gr.ota_decision_log import ota_decision_log
-    from rkdsc_gr.sigmf_io import ota_sigmf_annotator
+    from rkdsc_gr.sigmf_io import ota_sigmf_sink
 
     hostile = [float("nan"), float("inf"), float("-inf"), 1e300, -0.0, 3.5]
     msgs, nonscalar = [], 0
@@ -93,12 +93,13 @@ def _logs(folder: str) -> dict:
         msgs.append(make_pdu(d, np.zeros(4, np.float32)))
     log_path = f"{folder}/decisions.jsonl"
     dlog = ota_decision_log(log_path)
-    ann = ota_sigmf_annotator(f"{folder}/rec", 1e6, 915e6, "test")
+    rec = ota_sigmf_sink(f"{folder}/rec", 1e6, 915e6, "test")
+    ann = rec.annotator
     tb = gr.top_block()
-    idle = gr.basic_block("idle", None, None)  # puts both blocks in the graph; never sends
+    tb.connect(blocks.vector_source_c([0j] * 4096, True), rec)  # a stream to record
+    idle = gr.basic_block("idle", None, None)  # puts the log in the graph; never sends
     idle.message_port_register_out(pmt.intern("strobe"))
     tb.msg_connect(idle, "strobe", dlog, "in")
-    tb.msg_connect(idle, "strobe", ann, "in")
     tb.start()
     for m in msgs:
         dlog.to_basic_block()._post(pmt.intern("in"), m)

@@ -44,7 +44,7 @@ BAD_META = {
     "sample_rate null": {**GOOD, "global": {**GOOD["global"], "core:sample_rate": None}},
     "sample_rate negative": {**GOOD, "global": {**GOOD["global"], "core:sample_rate": -1}},
     "sample_rate string": {**GOOD, "global": {**GOOD["global"], "core:sample_rate": "2e6"}},
-    "datatype": {**GOOD, "global": {**GOOD["global"], "core:datatype": "ci16_le"}},
+    "datatype": {**GOOD, "global": {**GOOD["global"], "core:datatype": "cq99_le"}},
     "frequency string": {**GOOD, "captures": [{"core:frequency": "915M"}]},
     "top level a list": [GOOD],
 }
