@@ -144,3 +144,15 @@ def if_offset(text: str) -> float:
     cfg = FrameConfig()
     limit = 0.5 - (1 + cfg.rolloff) / (2 * cfg.sps)
     return real(-limit, limit)(text)
+
+
+def baselines(text: str) -> str:
+    """`--baselines`: "all" or comma-separated names of `rkdsc_core.eval.baselines`, checked now
+    (before the bundle is read); the text itself is passed on."""
+    from rkdsc_core.eval.report import baseline_names  # imports torch: only when given
+
+    try:
+        baseline_names(text)
+    except RkdscError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

@@ -254,7 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--data-root", default=None, help="dataset root (CIFAR/ImageFolder)")
     p.add_argument("--seed", type=A.SEED, default=0)
-    p.add_argument("--baselines", default=None, help="comma-separated baselines, or 'all'")
+    p.add_argument(
+        "--baselines", type=A.baselines, default=None, help="comma-separated baselines, or all"
+    )
     p.add_argument("--json", type=A.output_file, default=None, help="write the report here")
     p.add_argument("--plot", type=A.output_file, default=None, help="accuracy-vs-SNR PNG here")
     p.set_defaults(func=cmd_eval)
@@ -329,8 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # a bad argument (one line, exit 2) or --help: a return code
+        return int(exc.code or 0)
     level = logging.DEBUG if args.verbose else logging.INFO
     where = ""
     if _WORLD > 1:  # torchrun: rank 0 logs, the others only warnings and errors

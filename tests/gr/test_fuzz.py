@@ -30,7 +30,8 @@ def tiny_bundle(tmp_path_factory) -> str:
 
 
 @pytest.mark.parametrize(
-    "block", ["semantic_tx", "symbol_channel", "keyed_channel", "semantic_rx", "accuracy_sink"]
+    "block",
+    ["semantic_tx", "symbol_channel", "keyed_channel", "ota_tx", "semantic_rx", "accuracy_sink"],
 )
 def test_malformed_pdus_are_dropped_and_good_ones_flow(block, tiny_bundle):
     proc = subprocess.run(
@@ -147,6 +148,7 @@ def _malformed(kind: str, rng: np.random.Generator) -> list:
         "semantic_tx": lambda: pmt.init_u8vector(784, [1] * 784),
         "symbol_channel": lambda: c32(8),
         "keyed_channel": lambda: c32(8),
+        "ota_tx": lambda: c32(8),
         "semantic_rx": lambda: c32(8),
         "accuracy_sink": lambda: pmt.init_f32vector(10, [0.0] * 10),
     }[kind]
@@ -199,7 +201,7 @@ def _malformed(kind: str, rng: np.random.Generator) -> list:
             lambda: c32(8, complex(0, 2e6)),
         ],
         "accuracy_sink": [],
-    }["symbol_channel" if kind == "keyed_channel" else kind]  # the same symbol payloads
+    }["symbol_channel" if kind in ("keyed_channel", "ota_tx") else kind]  # same symbol payloads
     metas = {
         "keyed_channel": [  # the draws are keyed by the image index
             lambda: meta(),
@@ -257,7 +259,7 @@ def _good(kind: str, i: int, rng: np.random.Generator):
         return make_pdu(d, rng.integers(0, 256, 784).astype(np.uint8))
     k = int(rng.integers(1, 17))
     x = ((rng.standard_normal(k) + 1j * rng.standard_normal(k)) / np.sqrt(2)).astype(np.complex64)
-    if kind in ("symbol_channel", "keyed_channel"):
+    if kind in ("symbol_channel", "keyed_channel", "ota_tx"):
         return make_pdu(d, x)
     if kind == "semantic_rx":
         snr = float(rng.uniform(-5, 20)) if i % 10 else float("inf")  # inf: a noiseless link
@@ -305,11 +307,15 @@ def _scenario(kind: str, bundle: str) -> dict:
         "keyed_channel": lambda: rkdsc_gr.keyed_channel("rayleigh", 10.0),
         "semantic_rx": lambda: rkdsc_gr.semantic_rx(bundle, max_batch=64),
         "accuracy_sink": lambda: rkdsc_gr.accuracy_sink(),
+        "ota_tx": lambda: rkdsc_gr.ota_tx(max_queue=4 * N_BAD),
     }
     tb = gr.top_block()
     src, blk, dbg = list_source(), make[kind](), blocks.message_debug()
     tb.msg_connect(src, "out", blk, "in")
-    if kind != "accuracy_sink":
+    if kind == "ota_tx":  # bursts out as a stream; one frame record per burst on `frames`
+        tb.connect(blk, blocks.null_sink(gr.sizeof_gr_complex))
+        tb.msg_connect(blk, "frames", dbg, "store")
+    elif kind != "accuracy_sink":
         tb.msg_connect(blk, "out", dbg, "store")
 
     def good_out() -> int:
@@ -328,7 +334,9 @@ def _scenario(kind: str, bundle: str) -> dict:
     else:
         seen = sorted(pmt.to_python(dbg.get_message(i))[0]["index"] for i in range(good_out()))
         indices_ok = seen == list(range(N_GOOD))
-    drops = blk.feeder._drops if kind == "symbol_channel" else blk._drops
+    drops = {"symbol_channel": lambda: blk.feeder._drops, "ota_tx": lambda: blk.framer._drops}.get(
+        kind, lambda: blk._drops
+    )()
     return {
         "bad_sent": len(bad),
         "good_sent": len(good),
