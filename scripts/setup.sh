@@ -20,8 +20,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "setup: missing ${missing[*]}: install GNU Radio with 'sudo apt-get install gnuradio" \
-         "dataset-fashion-mnist' (Debian/Ubuntu) or radioconda; continuing without them"
+    echo "setup: missing ${missing[*]}: install them with 'sudo apt-get install" \
+         "${missing[*]}' (Debian/Ubuntu; GNU Radio also from radioconda); continuing without them"
   fi
 fi
 
