@@ -6,7 +6,8 @@ power normalisation, from the frozen student's clean features, with the SNR unkn
 samples and U[-10, 20] dB for the rest (stage 2's mix); the decoder and head stay as shipped.
 Then both codecs are scored as stage 2 scores its epochs (held-out last 2,000 training images,
 AWGN 0 / -5 dB and Rayleigh 5 dB at K = 16, SNR unknown at the encoder, seed 0) and the light one
-is written as a bundle next to the shipped components.
+is written as a bundle next to the shipped components, with its rate table re-measured as the
+export stage measures it.
 
 Usage: python scripts/distill_cat_encoder.py --out runs/smallenc [--epochs 30] [--train 20000]
 """
@@ -63,6 +64,29 @@ def validate(cat, head, feats, labels, seed: int = 0) -> dict:
     return res
 
 
+def refresh_rate_table(path: Path, seed: int = 0) -> dict:
+    """Re-measure the bundle's `rate_table` (as the export stage does, on its first test images)
+    and its CAT metrics for the new encoder; rewrites the manifest in place."""
+    from rkdsc_core.bundle import save_bundle as _save
+    from rkdsc_core.config import ExportConfig
+    from rkdsc_train.stage_export import rate_table
+
+    bundle = load_bundle(path)
+    ex = ExportConfig()
+    test = load_dataset(bundle.manifest["dataset"]["name"], "test")
+    clean = bundle.manifest["metrics"]["clean_accuracy"]  # the student is unchanged
+    table = rate_table(
+        bundle, test.take(ex.rate_table_n), ex.rate_table_channels, ex.rate_table_snrs, seed, clean
+    )
+    manifest = read_manifest(path)
+    modules = {name: load_component(path, name, manifest) for name in manifest["files"]}
+    manifest = {k: v for k, v in manifest.items() if k not in ("files", "format_version")}
+    manifest["rate_table"] = table
+    manifest["metrics"] = {**manifest["metrics"], "cat_params": count_params(bundle.cat)}
+    _save(path, manifest, modules)
+    return table
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", default="default")
@@ -74,7 +98,13 @@ def main() -> None:
     ap.add_argument("--enc-ff-mult", type=int, default=1)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--refresh-only", action="store_true", help="only re-measure <out>/bundle's rate table"
+    )
     args = ap.parse_args()
+    if args.refresh_only:
+        print(json.dumps(refresh_rate_table(Path(args.out) / "bundle", args.seed)))
+        return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.manual_seed(args.seed)
     out = Path(args.out)
@@ -157,6 +187,7 @@ def main() -> None:
     }
     manifest["cat_encoder_distillation"] = {k: v for k, v in report.items() if k != "history"}
     save_bundle(out / "bundle", manifest, modules)
+    refresh_rate_table(out / "bundle", args.seed)
     (out / "report.json").write_text(json.dumps(report, indent=2))
     print(json.dumps({k: report[k] for k in ("shipped_val", "light_val", "encoder_params")}))
 

@@ -106,6 +106,29 @@ def publish(ctx: StageContext, out) -> None:
     log.info("published as the default bundle: %s", dst)
 
 
+def rate_table(bundle, table_data, channels, snrs, seed: int, clean: float) -> dict:
+    """{channel: accuracy of every trained K at each SNR} on `table_data`, the bundle's
+    `rate_table` that `Bundle.choose_rate` reads."""
+    rates = list(bundle.cat.cfg.rates)
+    symbols = {k: encode_all(bundle, table_data.images, k) for k in rates}
+    return {
+        ch: {
+            "snr_db": [float(s) for s in snrs],
+            "rates": rates,
+            "accuracy": [
+                [
+                    accuracy_through_channel(bundle, symbols[k], table_data.labels, ch, s, seed)
+                    for s in snrs
+                ]
+                for k in rates
+            ],
+            "clean_accuracy": clean,
+            "n": len(table_data),
+        }
+        for ch in channels
+    }
+
+
 def run(ctx: StageContext) -> dict:
     cfg, ex = ctx.cfg, ctx.cfg.export
     teacher, teacher_entry = load_teacher(ctx.run_dir)
@@ -121,23 +144,14 @@ def run(ctx: StageContext) -> dict:
     save_bundle(out, manifest, modules)
     bundle = Bundle(out)
     metrics = {"n_test": len(test), **clean_accuracy(bundle, test)}
-    table_data = test.take(ex.rate_table_n)
-    table = {}
-    symbols = {k: encode_all(bundle, table_data.images, k) for k in cat.cfg.rates}
-    for ch in ex.rate_table_channels:
-        table[ch] = {
-            "snr_db": [float(s) for s in ex.rate_table_snrs],
-            "rates": list(cat.cfg.rates),
-            "accuracy": [
-                [
-                    accuracy_through_channel(bundle, symbols[k], table_data.labels, ch, s, cfg.seed)
-                    for s in ex.rate_table_snrs
-                ]
-                for k in cat.cfg.rates
-            ],
-            "clean_accuracy": metrics["clean_accuracy"],
-            "n": len(table_data),
-        }
+    table = rate_table(
+        bundle,
+        test.take(ex.rate_table_n),
+        ex.rate_table_channels,
+        ex.rate_table_snrs,
+        cfg.seed,
+        metrics["clean_accuracy"],
+    )
     manifest["metrics"] = metrics
     manifest["rate_table"] = table
     save_bundle(out, manifest, modules)
