@@ -21,6 +21,7 @@ from rkdsc_core.channels import (
     mmse_equalize,
 )
 from rkdsc_core.phy.config import FrameConfig
+from rkdsc_core.phy.detect import Detector
 from rkdsc_core.phy.header import MAX_IMAGES, MAX_RATE, Header, decode_header, encode_header
 from rkdsc_core.phy.preamble import preamble_symbols
 from rkdsc_core.phy.sync import (
@@ -30,8 +31,6 @@ from rkdsc_core.phy.sync import (
     fse_rows,
     fse_stream,
     preamble_metric,
-    prescreen_metric,
-    repetition_correlation,
     residual_frequency,
     sco_search,
     train_fse,
@@ -216,15 +215,31 @@ class FrameReceiver:
         pre_pos = starts + (np.diff(np.append(starts, cfg.preamble_len)) - 1) / 2
         u = y_hdr[hl.pilots] * hl.pilot_values.conj()
         pos = self._hdr_start + hl.pilots
-        nu, amp = residual_frequency(
-            np.concatenate([pre_sum, u]), np.concatenate([pre_pos, pos]), self.max_freq
-        )
-        values = np.concatenate([pre_sum, u])
-        positions = np.concatenate([pre_pos, pos])
-        header = None
+        values, positions = np.concatenate([pre_sum, u]), np.concatenate([pre_pos, pos])
+        nu, amp = residual_frequency(values, positions, self.max_freq)
+        header, nu = self._decode_header(y_hdr, values, positions, nu, amp, n0)
+        if header is None:
+            raise FrameRejected("header_crc")
+        if header.rate > self.max_rate:
+            raise FrameRejected("rate", f"K={header.rate} > {self.max_rate}")
+        if header.images > self.max_images:
+            raise FrameRejected("n_images", f"N={header.images} > {self.max_images}")
+        return Acquisition(tau, float(metric[i]), cfo, w, header, y_hdr, nu)
+
+    def _decode_header(
+        self,
+        y_hdr: np.ndarray,
+        values: np.ndarray,
+        positions: np.ndarray,
+        nu: float,
+        amp: complex,
+        n0: float,
+    ) -> tuple[Header | None, float]:
+        """Decode the header section at residual frequency ν (then at `freq_retries` around it when
+        the CRC fails: a wrong frequency turns the far end of the header by tens of degrees at
+        −10 dB, σ ≈ 1e-4 cycles/symbol from the preamble). Returns (header or None, the ν used)."""
+        hl = self._hdr
         for delta in (0.0, *self.freq_retries):
-            # a wrong frequency turns the far end of the header by tens of degrees at −10 dB
-            # (σ ≈ 1e-4 cycles/symbol from the preamble): when the CRC fails, try its neighbours
             nu_try = nu + delta
             y = y_hdr * np.exp(-2j * np.pi * nu_try * (self._hdr_start + np.arange(hl.length)))
             if self.doppler == 0.0:
@@ -242,15 +257,8 @@ class FrameReceiver:
                 )[0][0]
             header = decode_header(y[hl.data] * np.conj(g))
             if header is not None:
-                nu = nu_try
-                break
-        if header is None:
-            raise FrameRejected("header_crc")
-        if header.rate > self.max_rate:
-            raise FrameRejected("rate", f"K={header.rate} > {self.max_rate}")
-        if header.images > self.max_images:
-            raise FrameRejected("n_images", f"N={header.images} > {self.max_images}")
-        return Acquisition(tau, float(metric[i]), cfo, w, header, y_hdr, nu)
+                return header, nu_try
+        return None, nu
 
     def _known_frame(self, header: Header) -> tuple[np.ndarray, np.ndarray]:
         """Positions (frame symbol indices, int64 [M]) and values (complex128 [M]) of every symbol
@@ -387,52 +395,3 @@ class FrameReceiver:
         (the next burst begins after this one ends), less the largest clock drift over it."""
         n = self.cfg.burst_samples(header.rate, header.images)
         return int(n * (1.0 - self.max_sco)) - 2
-
-
-class Detector:
-    """Non-coherent pre-detector over a whole stream: finds the local maxima of `prescreen_metric`
-    above `threshold` (in units of its noise level 1/L), at most one per preamble length. Cheap
-    (a few numpy passes per sample); `FrameReceiver.acquire` then decides coherently.
-
-    With R = 16 repetitions the noise-only metric has relative spread 1/4; at the default 2.3× the
-    noise level, noise gives ~12 hits per 10^6 samples (each costs one coherent check), while the
-    1st percentile of −10 dB preambles behind the acceptance test's 3-tap channel (CFO 1e-3) sits
-    at 2.56 (150 frames; tests/core/test_phy_receiver.py checks both at smaller n).
-    """
-
-    def __init__(self, cfg: FrameConfig, threshold: float = 2.3) -> None:
-        self.cfg = cfg
-        self.threshold = float(threshold) / cfg.zc_length
-        self.step = cfg.zc_length * cfg.sps
-        self.span = cfg.preamble_reps * self.step
-
-    def hits(self, metric: np.ndarray, base: int = 0) -> np.ndarray:
-        """Starts (base + index, int64) of the metric's peaks above the threshold: each the
-        maximum within ± one repetition."""
-        above = np.flatnonzero(metric >= self.threshold)
-        if len(above) == 0:
-            return above.astype(np.int64)
-        # groups of indices closer than a repetition; the maximum of each group
-        breaks = np.flatnonzero(np.diff(above) > self.step) + 1
-        out = []
-        for grp in np.split(above, breaks):
-            out.append(grp[np.argmax(metric[grp])])
-        return base + np.asarray(out, dtype=np.int64)
-
-    def scan(self, z: np.ndarray) -> np.ndarray:
-        """Hits over a whole capture of matched-filter output (offline), int64 sorted."""
-        cfg = self.cfg
-        corr = repetition_correlation(z, cfg.zc_length, cfg.sps)
-        count = len(z) - self.span - 1
-        if count <= 0:
-            return np.zeros(0, dtype=np.int64)
-        csum = np.concatenate([[0.0], np.cumsum(np.abs(z) ** 2)])
-        metric = prescreen_metric(
-            corr,
-            csum,
-            min(count, len(corr) - self.span + self.step),
-            cfg.sps,
-            cfg.zc_length,
-            cfg.preamble_reps,
-        )
-        return self.hits(metric)

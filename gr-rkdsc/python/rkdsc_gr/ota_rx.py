@@ -26,9 +26,9 @@ from gnuradio import blocks, gr
 from gnuradio import filter as grfilter
 
 from rkdsc_core.phy import Acquisition, FrameReceiver, FrameRejected, RxFrame, rrc_taps
+from rkdsc_core.phy.detect import Detector
 from rkdsc_core.phy.header import MAX_IMAGES, MAX_RATE
 from rkdsc_core.phy.preamble import repetition_template
-from rkdsc_core.phy.receiver import Detector
 from rkdsc_core.phy.sync import prescreen_metric
 from rkdsc_gr._pdu import PORT_OUT, RATE, make_pdus
 from rkdsc_gr.ota_tx import (
