@@ -128,7 +128,6 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         self._labels = None if labels is None else np.asarray(labels, dtype=np.int64)
         self._z = _Buffer()
         self._c = _Buffer()
-        self._csum_base = 0.0  # Σ|z|² before the buffer start (for the detector's energy)
         self._scan = 0  # next preamble start the detector has to look at
         self._pending: list[_Candidate] = []
         self._busy_until = 0  # earliest preamble start after the last frame decoded
