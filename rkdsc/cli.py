@@ -141,6 +141,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         rate=args.rate,
         out_dir=args.out,
         images_per_frame=args.images_per_frame,
+        data_root=args.data_root,
     )
     print(format_table(rep))
     print(f"wrote {args.out}/demo.json and {args.out}/demo.png")
@@ -282,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=64,
         help="N images per waveform frame (default 64)",
     )
+    p.add_argument("--data-root", default=None, help="dataset root (CIFAR/ImageFolder bundles)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("loopback", help="the eval, through a GNU Radio flowgraph (rkdsc blocks)")

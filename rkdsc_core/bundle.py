@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from rkdsc_core.data.transforms import Normalisation
+from rkdsc_core.data.spec import DatasetSpec
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.registry import Registry
 from rkdsc_core.torch_utils import count_params, cpu_state  # noqa: F401 - count_params: re-export
@@ -53,8 +53,14 @@ def bundle_ref(path: str | Path) -> str:
 
 
 def resolve_bundle_path(bundle: str | Path) -> Path:
-    """'default' → the shipped bundle; otherwise a folder path."""
-    return default_bundle_path() if str(bundle) == "default" else Path(bundle)
+    """'default' → the shipped bundle; a folder path; else the name of another shipped bundle
+    (`rkdsc_core/bundles/<name>/`) when one of that name exists."""
+    if str(bundle) == "default":
+        return default_bundle_path()
+    shipped = default_bundle_path().parent / str(bundle)
+    if not Path(bundle).exists() and "/" not in str(bundle) and shipped.is_dir():
+        return shipped
+    return Path(bundle)
 
 
 def _sha256(path: Path) -> str:
@@ -295,10 +301,10 @@ class Bundle:
         self.path = resolve_bundle_path(path)
         self.manifest = read_manifest(self.path)
         self.device = torch.device(device)
-        ds = self.manifest["dataset"]
-        self.norm = Normalisation(tuple(ds["mean"]), tuple(ds["std"]))
-        self.image_shape = (int(ds["image_size"][0]), int(ds["image_size"][1]), int(ds["channels"]))
-        self.classes = tuple(ds["classes"])
+        self.dataset = DatasetSpec.from_manifest(self.manifest.get("dataset") or {})
+        self.norm = self.dataset.norm
+        self.image_shape = self.dataset.shape
+        self.classes = self.dataset.classes
         self.student = load_component(self.path, "student", self.manifest).to(self.device)
         self.cat = load_component(self.path, "cat", self.manifest).to(self.device)
         self.head = load_component(self.path, "head", self.manifest).to(self.device)

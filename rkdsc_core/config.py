@@ -27,10 +27,11 @@ class DataConfig:
     name: str = "fmnist"  # fmnist | cifar10 | cifar100 | imagefolder | fmnist_subset
     root: str | None = None
     download: bool = False  # only torchvision's CIFAR download, and only when asked
-    image_size: int | None = None  # resize (imagefolder) ; None keeps the native size
-    train_limit: int | None = None  # use the first N training images (smoke runs)
+    image_size: int | None = None  # resize (imagefolder; None: 64) ; other datasets keep theirs
+    # a seeded class-balanced subset of N images (smoke runs); never the first N (issue 20)
+    train_limit: int | None = None
     test_limit: int | None = None
-    val_fraction: float = 0.1  # held out of train for model selection
+    val_fraction: float = 0.1  # held out of train (seeded, class-stratified) for model selection
     num_workers: int = 0
 
 

@@ -34,10 +34,29 @@ def make_tiny_bundle(
     rates: tuple[int, ...] = (4, 8, 16),
     seed: int = 0,
     with_teacher: bool = False,
+    dataset: dict | None = None,
 ) -> Path:
-    """Write a tiny Fashion-MNIST-shaped bundle (28×28×1, 10 classes) to `path`; returns it."""
+    """Write a tiny bundle to `path`; returns it. Fashion-MNIST-shaped (28×28×1, 10 classes)
+    unless `dataset` gives another manifest dataset spec (name, classes, image_size, channels,
+    mean, std). `with_teacher` adds a tiny random timm teacher (for `rkdsc eval`)."""
     torch.manual_seed(seed)
-    arch = dict(in_channels=1, num_classes=10, feature_dim=feature_dim, init_channels=4, layers=3)
+    norm = Normalisation.for_dataset("fmnist")
+    dataset = dataset or {
+        "name": "fmnist",
+        "classes": list(FMNIST_CLASSES),
+        "image_size": [28, 28],
+        "channels": 1,
+        "mean": list(norm.mean),
+        "std": list(norm.std),
+    }
+    classes = len(dataset["classes"])
+    arch = dict(
+        in_channels=int(dataset["channels"]),
+        num_classes=classes,
+        feature_dim=feature_dim,
+        init_channels=4,
+        layers=3,
+    )
     student = build_student(TINY_GENOTYPE, **arch)
     cat = CATCodec(
         CATConfig(
@@ -51,18 +70,10 @@ def make_tiny_bundle(
             dec_layers=1,
         )
     )
-    head = nn.Linear(feature_dim, 10)
-    norm = Normalisation.for_dataset("fmnist")
+    head = nn.Linear(feature_dim, classes)
     manifest = {
         "name": "tiny-test",
-        "dataset": {
-            "name": "fmnist",
-            "classes": list(FMNIST_CLASSES),
-            "image_size": [28, 28],
-            "channels": 1,
-            "mean": list(norm.mean),
-            "std": list(norm.std),
-        },
+        "dataset": dataset,
         "student": {"spec": student_spec(TINY_GENOTYPE, **arch), "params": count_params(student)},
         "cat": {
             "spec": cat.cfg.to_dict(),
@@ -70,7 +81,7 @@ def make_tiny_bundle(
             "snr_range_db": [-10.0, 20.0],
         },
         "head": {
-            "spec": {"in_features": feature_dim, "num_classes": 10},
+            "spec": {"in_features": feature_dim, "num_classes": classes},
             "params": count_params(head),
         },
         "rate_table": {
@@ -83,6 +94,12 @@ def make_tiny_bundle(
         },
     }
     modules = {"student": student, "cat": cat, "head": head}
-    if with_teacher:
-        raise NotImplementedError("tiny teacher arrives with the teacher factory")
+    if with_teacher:  # timm's tiny test network (random weights, ~0.1 M parameters)
+        from rkdsc_core.models.teacher import create_teacher
+
+        ds_norm = Normalisation(tuple(dataset["mean"]), tuple(dataset["std"]))
+        size = int(dataset["image_size"][0])
+        teacher = create_teacher("test_efficientnet", classes, ds_norm, img_size=size)
+        manifest["teacher"] = {"spec": teacher.spec.to_dict(), "params": count_params(teacher)}
+        modules["teacher"] = teacher
     return save_bundle(path, manifest, modules)

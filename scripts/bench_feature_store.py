@@ -248,7 +248,7 @@ def main() -> int:
             runs["clip_vit_b32"] = bench_teacher(  # clean view only: 224 px passes are costly
                 cfg,
                 clip,
-                data.take(args.clip_n),
+                data.subset(args.clip_n),
                 norm,
                 tmp,
                 1,

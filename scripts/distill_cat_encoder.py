@@ -26,13 +26,12 @@ import torch
 from rkdsc_core.bundle import count_params, load_component, read_manifest, save_bundle
 from rkdsc_core.channels import make_channel, normalize_power
 from rkdsc_core.codec.cat import CATCodec, CATConfig
-from rkdsc_core.data.datasets import load_dataset
+from rkdsc_core.data.subsets import balanced_subset, validation_split
 from rkdsc_core.data.transforms import to_tensor
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
 
 log = logging.getLogger("distill_cat_encoder")
-VAL = 2000  # stage 2's held-out tail of the training split (stage2.val_limit)
 
 
 @torch.no_grad()
@@ -111,17 +110,26 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     bundle = load_bundle(args.bundle)
     old, head = bundle.cat.eval(), bundle.head.eval()
-    data = load_dataset(bundle.manifest["dataset"]["name"], "train")
-    n_tr = min(args.train, len(data) - VAL)
+    data = bundle.dataset.load("train")
+    # stage 2's split, from the bundle's resolved config (issue 20: seeded, class-stratified)
+    run_cfg = bundle.manifest.get("provenance", {}).get("config") or {}
+    fit, val = validation_split(
+        data.labels,
+        run_cfg.get("data", {}).get("val_fraction", 0.1),
+        run_cfg.get("seed", 0),
+        limit=run_cfg.get("stage2", {}).get("val_limit", 2000),
+    )
+    fit = fit[balanced_subset(data.labels[fit], args.train)]
+    n_tr = len(fit)
     cache = out / "features.pt"
     if cache.is_file():
         ftr, fva = torch.load(cache, weights_only=True)
     else:
         t0 = time.time()
-        ftr, fva = features(bundle, data.images[:n_tr]), features(bundle, data.images[-VAL:])
+        ftr, fva = features(bundle, data.images[fit]), features(bundle, data.images[val])
         torch.save((ftr, fva), cache)
-        log.info("student features of %d + %d images: %.0f s", n_tr, VAL, time.time() - t0)
-    yva = torch.from_numpy(data.labels[-VAL:].astype(np.int64))
+        log.info("student features of %d + %d images: %.0f s", n_tr, len(val), time.time() - t0)
+    yva = torch.from_numpy(data.labels[val].astype(np.int64))
     cfg = CATConfig.from_dict(
         {
             **old.cfg.to_dict(),

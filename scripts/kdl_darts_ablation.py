@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from rkdsc_core.config import Config, load_config, merge, parse_overrides, to_dict
-from rkdsc_core.data.datasets import load_dataset
+from rkdsc_core.data.datasets import load_configured
 from rkdsc_core.data.transforms import Normalisation
 from rkdsc_core.distill.batches import KDData
 from rkdsc_core.nas.genotype import Genotype
@@ -67,10 +67,7 @@ def load_split(cfg: Config, split: str) -> KDData:
     """A split of the main run's dataset with the main run's stored teacher targets."""
     from rkdsc_train.targets import teacher_targets
 
-    limit = cfg.data.train_limit if split == "train" else cfg.data.test_limit
-    arrays = load_dataset(
-        cfg.data.name, split, cfg.data.root, cfg.data.download, cfg.data.image_size, limit
-    )
+    arrays = load_configured(cfg.data, split)
     targets = teacher_targets(cfg, split).take(len(arrays))
     data = KDData(arrays, targets, Normalisation.for_dataset(cfg.data.name))
     return with_views(cfg, data) if split == "train" and cfg.stage1.augment else data

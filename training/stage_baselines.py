@@ -39,7 +39,7 @@ from torch import nn
 from rkdsc_core import distributed
 from rkdsc_core.channels import ChannelMix, make_channel
 from rkdsc_core.codec.cat import CATCodec
-from rkdsc_core.data.datasets import load_dataset
+from rkdsc_core.data.datasets import load_configured
 from rkdsc_core.data.transforms import Normalisation, to_tensor
 from rkdsc_core.distill.losses import KDWeights
 from rkdsc_core.distill.robust import RobustDistiller
@@ -51,7 +51,7 @@ from rkdsc_core.torch_utils import count_params, cpu_state
 from rkdsc_train.artifacts import load_stage1_student
 from rkdsc_train.context import StageContext
 from rkdsc_train.loop import train_epoch
-from rkdsc_train.stage_stage2 import FinetunePhase, cat_config
+from rkdsc_train.stage_stage2 import FinetunePhase, cat_config, fit_then_val
 from rkdsc_train.targets import teacher_targets
 
 log = logging.getLogger(__name__)
@@ -300,14 +300,15 @@ def train_one(ctx: StageContext, name: str, t: Trainee, data: Data) -> dict:
 
 def load_data(ctx: StageContext) -> tuple[Data, int]:
     cfg = ctx.cfg
-    data = load_dataset(cfg.data.name, "train", cfg.data.root, limit=cfg.data.train_limit)
+    data = load_configured(cfg.data, "train")
     targets = teacher_targets(ctx, "train")
-    n_val = min(cfg.stage2.val_limit, int(len(data) * cfg.data.val_fraction))
+    order, n_val = fit_then_val(data.labels, cfg)  # stage 2's split, validation images last
+    data = data.select(order)
     out = Data(
         images=data.images,
         norm=Normalisation.for_dataset(cfg.data.name),
-        z_t=torch.from_numpy(np.array(targets.embeddings[: len(data)], np.float32)),
-        l_t=torch.from_numpy(np.array(targets.logits[: len(data)], np.float32)),
+        z_t=torch.from_numpy(np.array(targets.embeddings[order], np.float32)),
+        l_t=torch.from_numpy(np.array(targets.logits[order], np.float32)),
         labels=torch.from_numpy(data.labels.astype(np.int64)),
         n_train=len(data) - n_val,
     )

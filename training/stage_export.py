@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from rkdsc_core.bundle import default_bundle_path, save_bundle
 from rkdsc_core.config import to_dict
-from rkdsc_core.data.datasets import load_dataset
+from rkdsc_core.data.datasets import load_configured
 from rkdsc_core.data.transforms import Normalisation
 from rkdsc_core.eval.harness import accuracy_through_channel, clean_accuracy, encode_all
 from rkdsc_core.provenance import provenance
@@ -134,7 +134,7 @@ def run(ctx: StageContext) -> dict:
     teacher, teacher_entry = load_teacher(ctx.run_dir)
     student, student_entry = load_stage1_student(ctx.run_dir)
     cat, head, student = load_stage2(ctx.run_dir, student)
-    test = load_dataset(cfg.data.name, "test", cfg.data.root, limit=cfg.data.test_limit)
+    test = load_configured(cfg.data, "test")
     manifest = build_manifest(
         ctx, teacher_entry, student_entry, cat, head, test.classes, test.images.shape[1:]
     )
@@ -146,7 +146,7 @@ def run(ctx: StageContext) -> dict:
     metrics = {"n_test": len(test), **clean_accuracy(bundle, test)}
     table = rate_table(
         bundle,
-        test.take(ex.rate_table_n),
+        test.subset(ex.rate_table_n),
         ex.rate_table_channels,
         ex.rate_table_snrs,
         cfg.seed,

@@ -1,10 +1,11 @@
 """Stage "search": KDL-DARTS on the training split with stored teacher targets (PAPER.md §3).
 
-`search.train_limit` training images (a seeded random subset) are split 50/50 into a weight split
-and an α split. Writes into `<out_dir>/search/`: `genotype.yaml` + `genotype.png`, the α history
-(`alpha_history.json`), the expected cost and losses per epoch (`metrics.json`) and
-`search_curves.png`; a checkpoint every epoch lets `--resume` continue an interrupted search.
-Under torchrun each rank searches on its part of every global (w, α) batch pair; rank 0 writes.
+`search.train_limit` training images (a seeded class-balanced subset) are split 50/50 (stratified)
+into a weight split and an α split. Writes into `<out_dir>/search/`: `genotype.yaml` +
+`genotype.png`, the α history (`alpha_history.json`), the expected cost and losses per epoch
+(`metrics.json`) and `search_curves.png`; a checkpoint every epoch lets `--resume` continue an
+interrupted search. Under torchrun each rank searches on its part of every global (w, α) batch
+pair; rank 0 writes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import torch
 
 from rkdsc_core import distributed
 from rkdsc_core.config import Config, to_dict
-from rkdsc_core.data.datasets import load_dataset
+from rkdsc_core.data.datasets import load_configured
+from rkdsc_core.data.subsets import balanced_subset, validation_split
 from rkdsc_core.data.transforms import Normalisation
 from rkdsc_core.distill.batches import KDData, evaluate, iterate, num_batches, progress
 from rkdsc_core.nas.cost import count_flops
@@ -42,26 +44,21 @@ def configure_cpu(num_threads: int | None) -> None:
 
 
 def load_train_data(cfg: Config, ctx: StageContext) -> KDData:
-    """The training split (first `data.train_limit` images) with its stored teacher targets."""
+    """The training split (`data.train_limit` of it: a class-balanced subset) with its stored
+    teacher targets."""
     from rkdsc_train.targets import teacher_targets
 
-    arrays = load_dataset(
-        cfg.data.name,
-        "train",
-        cfg.data.root,
-        cfg.data.download,
-        cfg.data.image_size,
-        cfg.data.train_limit,
-    )
+    arrays = load_configured(cfg.data, "train")
     targets = teacher_targets(ctx, "train").take(len(arrays))
     return KDData(arrays, targets, Normalisation.for_dataset(cfg.data.name))
 
 
-def split_indices(n: int, limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded random subset of `min(n, limit)` indices, halved into (w split, α split)."""
-    order = np.random.default_rng(seed).permutation(n)[: min(n, limit or n)]
-    half = len(order) // 2
-    return np.sort(order[:half]), np.sort(order[half:])
+def split_indices(labels, limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded class-balanced subset of `min(N, limit)` of `labels int64 [N]`, halved into
+    class-stratified (w split, α split) position arrays."""
+    chosen = balanced_subset(labels, limit, seed)
+    w, a = validation_split(np.asarray(labels)[chosen], 0.5, seed)
+    return chosen[w], chosen[a]
 
 
 def student_arch(cfg: Config, data: KDData) -> dict:
@@ -95,7 +92,7 @@ def run(ctx: StageContext) -> dict:
 def search(ctx: StageContext, data: KDData) -> dict:
     """Run (or resume) the search on `data`; returns the metrics written to `metrics.json`."""
     cfg, s = ctx.cfg, ctx.cfg.search
-    w_idx, a_idx = split_indices(len(data), s.train_limit, cfg.seed)
+    w_idx, a_idx = split_indices(data.arrays.labels, s.train_limit, cfg.seed)
     steps = num_batches(len(w_idx), s.batch_size, drop_last=True)
     distributed.check_batch(s.batch_size, "search.batch_size")
     image_size = int(data.arrays.images.shape[1])
@@ -119,7 +116,7 @@ def search(ctx: StageContext, data: KDData) -> dict:
     if state is not None:
         runner.load_state_dict(state["search"])
         start, history, alphas = state["epoch"] + 1, state["history"], state["alphas"]
-    eval_idx = a_idx[: s.eval_limit]
+    eval_idx = a_idx[balanced_subset(data.arrays.labels[a_idx], s.eval_limit, cfg.seed)]
     for epoch in range(start, s.epochs):
         t0 = time.time()
         rng = np.random.default_rng([cfg.seed, epoch])

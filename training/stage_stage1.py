@@ -24,7 +24,8 @@ from safetensors.torch import save_file
 
 from rkdsc_core import distributed
 from rkdsc_core.config import Config, to_dict
-from rkdsc_core.data.datasets import load_dataset
+from rkdsc_core.data.datasets import load_configured
+from rkdsc_core.data.subsets import validation_split
 from rkdsc_core.data.transforms import Normalisation
 from rkdsc_core.distill.batches import KDData, StoredViews, evaluate, iterate, num_batches, progress
 from rkdsc_core.distill.distiller import Distiller
@@ -44,17 +45,11 @@ WEIGHTS_FILE = "student.safetensors"
 
 
 def load_test_data(cfg: Config, ctx: StageContext) -> KDData:
-    """The test split (first `data.test_limit` images) with its stored teacher targets."""
+    """The test split (`data.test_limit` of it: a class-balanced subset) with its stored
+    teacher targets."""
     from rkdsc_train.targets import teacher_targets
 
-    arrays = load_dataset(
-        cfg.data.name,
-        "test",
-        cfg.data.root,
-        cfg.data.download,
-        cfg.data.image_size,
-        cfg.data.test_limit,
-    )
+    arrays = load_configured(cfg.data, "test")
     targets = teacher_targets(ctx, "test").take(len(arrays))
     return KDData(arrays, targets, Normalisation.for_dataset(cfg.data.name))
 
@@ -117,8 +112,8 @@ def train_student(
     cfg, s1 = ctx.cfg, ctx.cfg.stage1
     if s1.augment and train.views is None:
         raise RkdscError("stage1.augment=true but the training data carry no stored views")
-    n_val = int(len(train) * cfg.data.val_fraction)
-    fit_idx, val_idx = np.arange(len(train) - n_val), np.arange(len(train) - n_val, len(train))
+    fit_idx, val_idx = validation_split(train.arrays.labels, cfg.data.val_fraction, cfg.seed)
+    n_val = len(val_idx)
     student = student_from_spec(spec).to(ctx.device)
     if ctx.device.type == "cpu":
         student = student.to(memory_format=torch.channels_last)

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from rkdsc_core import distributed
 from rkdsc_core.codec.cat import CATCodec, CATConfig
-from rkdsc_core.data.datasets import load_dataset
+from rkdsc_core.data.datasets import load_configured
+from rkdsc_core.data.subsets import validation_split
 from rkdsc_core.data.transforms import Normalisation, random_crop_flip, to_tensor
 from rkdsc_core.distill.losses import KDWeights
 from rkdsc_core.distill.robust import RobustDistiller
@@ -152,6 +153,14 @@ class _TrainStep(torch.nn.Module):
         return self.distiller.forward_train(f, z_t, l_t, labels, generator)
 
 
+def fit_then_val(labels: np.ndarray, cfg) -> tuple[np.ndarray, int]:
+    """(order int64 [N], n_val): the training images, then stage 2's validation images (a
+    class-balanced `stage2.val_limit` of the images stages teacher and 1 held out, seeded by
+    `seed`). The baselines stage uses the same split."""
+    fit, val = validation_split(labels, cfg.data.val_fraction, cfg.seed, limit=cfg.stage2.val_limit)
+    return np.concatenate([fit, val]), len(val)
+
+
 def run(ctx: StageContext) -> dict:
     from rkdsc_core.channels import ChannelMix
 
@@ -161,13 +170,14 @@ def run(ctx: StageContext) -> dict:
     tune_student = s2.student_lr is not None
     for p in student.parameters():
         p.requires_grad_(tune_student)
-    data = load_dataset(cfg.data.name, "train", cfg.data.root, limit=cfg.data.train_limit)
+    data = load_configured(cfg.data, "train")
     norm = Normalisation.for_dataset(cfg.data.name)
     targets = teacher_targets(ctx, "train")
-    n_val = min(s2.val_limit, int(len(data) * cfg.data.val_fraction))
+    order, n_val = fit_then_val(data.labels, cfg)  # validation images last: tr, va are slices
+    data = data.select(order)
     feats = student_features(student, data.images, norm, dev)
-    z_t = torch.from_numpy(np.array(targets.embeddings[: len(data)], np.float32))
-    l_t = torch.from_numpy(np.array(targets.logits[: len(data)], np.float32))
+    z_t = torch.from_numpy(np.array(targets.embeddings[order], np.float32))
+    l_t = torch.from_numpy(np.array(targets.logits[order], np.float32))
     labels = torch.from_numpy(data.labels)
     tr, va = slice(0, len(data) - n_val), slice(len(data) - n_val, len(data))
 

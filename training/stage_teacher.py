@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from rkdsc_core import distributed
 from rkdsc_core.config import Config, to_dict
-from rkdsc_core.data.datasets import ImageArrays, load_dataset
+from rkdsc_core.data.datasets import ImageArrays, load_configured
+from rkdsc_core.data.subsets import validation_split
 from rkdsc_core.data.transforms import Normalisation, random_crop_flip, to_tensor
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.models.teacher import PRESETS, Teacher, create_teacher, save_teacher
@@ -171,25 +172,11 @@ def _validate_resume(state: dict, teacher: Teacher) -> None:
 
 def run(ctx: StageContext) -> dict:
     cfg, tc = ctx.cfg, ctx.cfg.teacher
-    data = load_dataset(
-        cfg.data.name,
-        "train",
-        cfg.data.root,
-        cfg.data.download,
-        cfg.data.image_size,
-        cfg.data.train_limit,
-    )
-    test = load_dataset(
-        cfg.data.name,
-        "test",
-        cfg.data.root,
-        cfg.data.download,
-        cfg.data.image_size,
-        cfg.data.test_limit,
-    )
+    data = load_configured(cfg.data, "train")
+    test = load_configured(cfg.data, "test")
     norm = Normalisation.for_dataset(cfg.data.name)
-    n_val = int(len(data) * cfg.data.val_fraction)
-    train_idx, val_idx = np.arange(len(data) - n_val), np.arange(len(data) - n_val, len(data))
+    train_idx, val_idx = validation_split(data.labels, cfg.data.val_fraction, cfg.seed)
+    n_val = len(val_idx)
 
     teacher = build_teacher(cfg, len(data.classes)).to(ctx.device)
     if tc.freeze_backbone:

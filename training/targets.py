@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 
 from rkdsc_core.config import Config
-from rkdsc_core.data.datasets import load_dataset
+from rkdsc_core.data.datasets import load_configured
 from rkdsc_core.data.feature_store import FeatureStore, StoreEntry
 from rkdsc_core.data.targets import TeacherTargets
 from rkdsc_core.data.transforms import Normalisation
@@ -50,10 +50,7 @@ def store_entry(
     """The store entry of `split` (built when absent). `views` defaults to 1 +
     `store.augmented_views` for train and 1 (clean only) for test."""
     cfg = _cfg(ctx_or_cfg)
-    limit = cfg.data.train_limit if split == "train" else cfg.data.test_limit
-    data = load_dataset(
-        cfg.data.name, split, cfg.data.root, cfg.data.download, cfg.data.image_size, limit
-    )
+    data = load_configured(cfg.data, split)
     if views is None:
         views = 1 + (cfg.store.augmented_views if split == "train" else 0)
     teacher = teacher if teacher is not None else load_trained_teacher(cfg)
@@ -77,5 +74,5 @@ def store_entry(
 
 def teacher_targets(ctx_or_cfg: StageContext | Config, split: str) -> TeacherTargets:
     """Clean-view teacher embeddings `float32 [N, D]` and logits `float32 [N, C]` for the
-    configured `split`, in `load_dataset` order (N honours data.train_limit / test_limit)."""
+    configured `split`, in `load_configured` order (N honours data.train_limit / test_limit)."""
     return store_entry(ctx_or_cfg, split).targets(0)

@@ -11,11 +11,12 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from rkdsc_core.data.subsets import SUBSET_SEED, balanced_subset
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.registry import Registry
 
@@ -46,22 +47,48 @@ SPLITS = ("train", "test")
 
 @dataclass(frozen=True)
 class ImageArrays:
-    """A split held in memory: `images uint8 [N,H,W,C]`, `labels int64 [N]`, class names."""
+    """A split held in memory: `images uint8 [N,H,W,C]`, `labels int64 [N]`, class names, and
+    `index int64 [N]`: each image's index in the whole split (0..N-1 for a whole split; reports
+    record it), of `total` images."""
 
     name: str
     split: str
     images: np.ndarray
     labels: np.ndarray
     classes: tuple[str, ...]
+    index: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    total: int = -1  # images in the whole split (-1: len(labels))
+
+    def __post_init__(self) -> None:
+        if self.index is None:
+            object.__setattr__(self, "index", np.arange(len(self.labels), dtype=np.int64))
+        if self.total < 0:
+            object.__setattr__(self, "total", len(self.labels))
+        if len(self.index) != len(self.labels) or len(self.images) != len(self.labels):
+            raise ValueError("images, labels and index must have the same length")
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def take(self, n: int | None) -> ImageArrays:
-        """The first `n` images (all when `n` is None)."""
+    def select(self, rows: np.ndarray) -> ImageArrays:
+        """The images at positions `rows int64 [M]` of this array (their `index` kept)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return ImageArrays(
+            self.name,
+            self.split,
+            self.images[rows],
+            self.labels[rows],
+            self.classes,
+            self.index[rows],
+            self.total,
+        )
+
+    def subset(self, n: int | None, seed: int = SUBSET_SEED) -> ImageArrays:
+        """A seeded class-balanced subset of `n` images in index order (`subsets.balanced_subset`;
+        all when `n` is None or at least N): what every size limit selects."""
         if n is None or n >= len(self):
             return self
-        return ImageArrays(self.name, self.split, self.images[:n], self.labels[:n], self.classes)
+        return self.select(balanced_subset(self.labels, n, seed))
 
 
 def cache_dir() -> Path:
@@ -184,12 +211,26 @@ def load_dataset(
     download: bool = False,
     image_size: int | None = None,
     limit: int | None = None,
+    seed: int = SUBSET_SEED,
 ) -> ImageArrays:
-    """One door to every dataset: `name` in `list_datasets()`, `split` in ('train', 'test')."""
+    """One door to every dataset: `name` in `list_datasets()`, `split` in ('train', 'test');
+    `limit` keeps a seeded class-balanced subset of that many images (`ImageArrays.subset`)."""
     if split not in SPLITS:
         raise RkdscError(f"unknown split '{split}' (choose from {', '.join(SPLITS)})")
     loader = DATASETS.get(name)  # an unknown name: a one-line error listing the registered ones
-    return loader(split=split, root=root, download=download, image_size=image_size).take(limit)
+    return loader(split=split, root=root, download=download, image_size=image_size).subset(
+        limit, seed
+    )
+
+
+def load_configured(data_cfg, split: str) -> ImageArrays:
+    """The `split` as a run's `data` config section (`rkdsc_core.config.DataConfig`) selects it:
+    name, root, download, `image_size`, and `train_limit` / `test_limit` as a seeded
+    class-balanced subset. Every training stage loads its images through here."""
+    limit = data_cfg.train_limit if split == "train" else data_cfg.test_limit
+    return load_dataset(
+        data_cfg.name, split, data_cfg.root, data_cfg.download, data_cfg.image_size, limit
+    )
 
 
 #: The dataset registry: name → loader(*, split, root, download, image_size) → ImageArrays (each

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from rkdsc_core.bundle import bundle_ref
-from rkdsc_core.data.datasets import load_dataset
+from rkdsc_core.data.subsets import selection_record
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.eval import stats
 from rkdsc_core.eval.harness import clean_accuracy, rate_sweep, snr_sweep
@@ -28,10 +28,8 @@ def run_eval(args, code_factory=None) -> dict:
     `rkdsc` command), so this package never imports gnuradio.fec."""
     baseline_names(args.baselines)  # a misspelt baseline fails before any measurement
     bundle = load_bundle(args.bundle)
-    ds = bundle.manifest["dataset"]["name"]
-    data = load_dataset(ds, args.split, args.data_root, limit=args.n)
-    if args.n is not None and len(data) < args.n:
-        raise RkdscError(f"--n {args.n} asks for more images than the {args.split} split has")
+    ds = bundle.dataset.name
+    data = bundle.dataset.load(args.split, args.data_root, args.n)  # checked against the bundle
     rates = args.rate or [16 if 16 in bundle.rates else bundle.rates[0]]
     channels = args.channel or ([] if args.clean else ["awgn"])
     rep: dict = {
@@ -39,6 +37,7 @@ def run_eval(args, code_factory=None) -> dict:
         "dataset": ds,
         "split": args.split,
         "n": len(data),
+        "images": selection_record(data.index, data.labels, data.total),
         "channel": channels[0] if channels else None,
         "rate": rates[0],
     }
@@ -127,7 +126,7 @@ def run_baseline_set(
         raise RkdscError("digital baselines need a channel-code factory from GNU Radio (gr-fec)")
     if not channels:
         raise RkdscError("--baselines needs a --channel")
-    train = load_dataset(rep["dataset"], "train", args.data_root, limit=BASELINE_TRAIN_IMAGES)
+    train = bundle.dataset.load("train", args.data_root).subset(BASELINE_TRAIN_IMAGES)
     curves, info = bl.run_baselines(
         bundle,
         data,

@@ -1,11 +1,13 @@
 """Data-parallel training under torchrun (gloo, CPU): the helpers, every smoke stage with 2 ranks
 against one process with the same global batch, and a killed rank (fails fast, then --resume).
 
-Tolerance of 2 ranks vs 1 process (same global batches, same seed): final losses within 6 %
+Tolerance of 2 ranks vs 1 process (same global batches, same seed): final losses within 8 %
 (relative) and accuracies within 0.10 (absolute; 64–256 images, near-chance models after one smoke
 epoch). They cannot agree bit for bit: BatchNorm normalises each rank's half batch (SyncBatchNorm
 has no CPU kernel), and stage 2 and the baselines draw channel realisations per rank. Measured on
-the smoke config: losses differ by ≤ 3.3 %, accuracies by ≤ 0.07.
+the smoke config: losses differ by ≤ 3.3 %, accuracies by ≤ 0.07; with the class-balanced subsets
+and stratified validation of issue 20 the single-stage baseline (a student with BatchNorm trained
+through the channel) differed by 6.6 %, the other losses by ≤ 2.4 %, accuracies by ≤ 0.05.
 """
 
 import json
@@ -28,7 +30,7 @@ from rkdsc_core.runtime import Bundle
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = str(REPO / "training" / "configs" / "smoke.yaml")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
-LOSS_RTOL, ACC_ATOL = 0.06, 0.10
+LOSS_RTOL, ACC_ATOL = 0.08, 0.10
 
 
 def _env() -> dict:

@@ -523,7 +523,7 @@ def _scenario_source_sink(json_path: str) -> dict:
     data = load_dataset("fmnist_subset", "test")
     out: dict = {}
     tb = gr.top_block()
-    src = rkdsc_gr.image_source("fmnist_subset", "test", n_images=120, start=10)
+    src = rkdsc_gr.image_source("fmnist_subset", "test", n_images=120, start=10, selection="range")
     dbg = blocks.message_debug()
     tb.msg_connect(src, "out", dbg, "store")
     t0 = time.monotonic()
@@ -545,7 +545,11 @@ def _scenario_source_sink(json_path: str) -> dict:
     _wait(lambda: src.sent() > 12 and dbg.num_messages() >= 12)
     tb.stop()
     tb.wait()
-    out["loop_wrapped"] = [m["index"] for m, _ in _collect(dbg)][:12] == list(range(5)) * 2 + [0, 1]
+    out["loop_wrapped"] = (  # 5 images of 5 classes (the balanced subset), numbered 0..4
+        [m["index"] for m, _ in _collect(dbg)][:12] == list(range(5)) * 2 + [0, 1]
+        and len(set(data.labels[src.indices])) == 5
+        and np.array_equal(src.labels, data.labels[src.indices])
+    )
 
     msgs = []
     for i in range(100):

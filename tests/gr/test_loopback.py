@@ -50,6 +50,14 @@ def test_cli_writes_the_loopback_json(tiny_bundle, tmp_path):
                 "teacher_accuracy", "points", "baselines", "provenance"):  # fmt: skip
         assert key in rep, key
     assert (rep["n"], rep["channel"], rep["rate"], rep["phy"]) == (200, "rayleigh", 8, "symbol")
+    from rkdsc_core.data.datasets import load_dataset
+    from rkdsc_core.data.subsets import indices_sha256
+
+    # issue 20: the images `rkdsc eval --n 200` scores (a class-balanced subset), recorded
+    assert rep["images"]["indices_sha256"] == indices_sha256(
+        load_dataset("fmnist", "test", limit=200).index
+    )
+    assert rep["images"]["class_counts"] == {str(c): 20 for c in range(10)}
     assert [p["snr_db"] for p in rep["points"]] == [0.0, 10.0]
     for p in rep["points"]:
         assert p["frames_sent"] == p["frames_detected"] == 200 and p["dropped"] == 0

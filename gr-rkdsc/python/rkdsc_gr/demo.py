@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from rkdsc_core.bundle import bundle_ref
-from rkdsc_core.data.datasets import load_dataset
+from rkdsc_core.data.subsets import selection_record
 from rkdsc_core.eval.harness import clean_accuracy, snr_sweep
 from rkdsc_core.eval.stats import finish
 from rkdsc_core.provenance import provenance
@@ -41,13 +41,16 @@ def run_demo(
     seed: int = 0,
     out_dir: str = "results",
     images_per_frame: int = IMAGES_PER_FRAME,
+    data_root: str | None = None,
 ) -> dict:
-    """Run the demo and return its report (also written to `<out_dir>/demo.json` / `.png`)."""
+    """Run the demo and return its report (also written to `<out_dir>/demo.json` / `.png`): the
+    bundle's test images (`n` of them, the class-balanced subset `rkdsc eval --n` scores; from
+    `data_root` for CIFAR / ImageFolder bundles)."""
     n = n or (100 if quick else 500)
     snrs = (0.0, 10.0) if quick else SNRS
     t0 = time.time()
     bun = load_bundle(bundle)
-    data = load_dataset(bun.manifest["dataset"]["name"], "test", limit=n)
+    data = bun.dataset.load("test", data_root, n)
     clean = clean_accuracy(bun, data)
     rows, curves = [], {}
     for ch, offline_ch in CHANNELS:
@@ -61,6 +64,7 @@ def run_demo(
             list(snrs),
             rate,
             n,
+            data_root=data_root,
             seed=seed,
             fd_ts=RAYLEIGH_FD_TS,
             images_per_frame=images_per_frame,
@@ -87,6 +91,7 @@ def run_demo(
         "dataset": bun.manifest["dataset"]["name"],
         "split": "test",
         "n": n,
+        "images": selection_record(data.index, data.labels, data.total),
         "rate": rate,
         "phy": "waveform",
         "images_per_frame": images_per_frame,

@@ -15,7 +15,9 @@ def dataset_labels(dataset: str = "fmnist", split: str = "test", root: str = "")
     return np.asarray(load_dataset(dataset, split, root or None).labels, dtype=np.int64)
 
 
-def bundle_labels(bundle: str = "default", split: str = "test", root: str = "") -> np.ndarray:
-    """Labels of the split of the dataset a bundle was trained on, int64 [n]."""
-    name = load_bundle(bundle).manifest["dataset"]["name"]
-    return dataset_labels(name, split, root)
+def bundle_labels(
+    bundle: str = "default", split: str = "test", root: str = "", n: int | None = None
+) -> np.ndarray:
+    """Labels, int64 [n], of the images `rkdsc_image_source` sends of the split of a bundle's
+    dataset, by PDU index: `n` of them (the class-balanced subset; None or 0: the whole split)."""
+    return load_bundle(bundle).dataset.load(split, root or None, n or None).labels

@@ -5,29 +5,31 @@ GNU Radio, and neither loopback module."""
 from __future__ import annotations
 
 from rkdsc_core.bundle import bundle_ref
+from rkdsc_core.data.subsets import selection_record
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
+
+#: (bundle folder, split, n) → the JSON record of the images resolve_request selected, which
+#: loopback_report adds to the report (both run in the one process of a loopback command)
+_SELECTED: dict[tuple[str, str, int], dict] = {}
 
 
 def resolve_request(
     bundle: str, device: str, rate: int, n: int | None, split: str, data_root: str | None
 ):
-    """Load the bundle and check K and n against it and its dataset split (one-line errors);
-    returns (bundle, dataset name, n) with n = the whole split when None."""
-    from rkdsc_core.data.datasets import load_dataset
-
+    """Load the bundle and check K, n and the data at `data_root` against it and its dataset
+    spec (one-line errors); returns (bundle, its `DatasetSpec`, n) with n = the whole split when
+    None. `rkdsc_image_source` given that spec and n sends the images `rkdsc eval --n` scores."""
     bun = load_bundle(bundle, device)
     try:
         bun.check_rate(rate)
     except ValueError as exc:
         raise RkdscError(str(exc)) from None
-    ds = bun.manifest["dataset"]["name"]
-    total = len(load_dataset(ds, split, data_root))
-    n = total if n is None else int(n)
-    if not 1 <= n <= total:
-        raise RkdscError(f"--n {n}: the {ds} {split} split has {total} images")
-    return bun, ds, n
+    data = bun.dataset.load(split, data_root, n)
+    n = len(data)
+    _SELECTED[(str(bun.path), split, n)] = selection_record(data.index, data.labels, data.total)
+    return bun, bun.dataset, n
 
 
 def loopback_report(
@@ -48,6 +50,7 @@ def loopback_report(
         "dataset": bun.manifest["dataset"]["name"],
         "split": split,
         "n": n,
+        "images": _SELECTED.get((str(bun.path), split, n)),
         "channel": channel,
         "rate": int(rate),
         "phy": phy,

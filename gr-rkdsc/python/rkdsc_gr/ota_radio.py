@@ -157,9 +157,11 @@ def _transmit_side(
     if_offset: float,
     device: str = "cpu",
     images_per_frame: int = 1,
+    selection: str = "range",
 ):
     """images → semantic_tx → ota_tx (N = `images_per_frame` images per frame) in `g`; returns
-    ota_tx."""
+    ota_tx. `selection` (rkdsc_image_source): "range" = the first n images, numbered by their
+    index in the split, so a receiver in another process labels them from the whole split."""
     from rkdsc_gr.image_source import image_source
     from rkdsc_gr.ota_tx import ota_tx
     from rkdsc_gr.semantic_tx import semantic_tx
@@ -173,7 +175,7 @@ def _transmit_side(
     if loop and image_rate <= 0:
         raise RkdscError("--n 0 (loop over the dataset) needs --image-rate > 0")
     source = image_source(
-        bun.manifest["dataset"]["name"], split, n_images=n, loop=loop, max_rate=image_rate
+        bun.dataset, split, n_images=n, loop=loop, max_rate=image_rate, selection=selection
     )
     encoder = semantic_tx(bundle, rate, device)
     tx = ota_tx(
@@ -351,8 +353,16 @@ def run_rx(
     elif mode == "sim":
         from rkdsc_gr.ota_channel import ota_channel
 
-        tx = _transmit_side(
-            g, bundle, n, rate, split, 0.0, radio.if_offset, images_per_frame=radio.images_per_frame
+        tx = _transmit_side(  # measured in this process: the images `rkdsc eval --n` scores
+            g,
+            bundle,
+            n,
+            rate,
+            split,
+            0.0,
+            radio.if_offset,
+            images_per_frame=radio.images_per_frame,
+            selection="balanced",
         )
         source = ota_channel(sim.snr_db, sim.cfo, sim.sco_ppm, sim.taps, seed=sim.seed)
         g.tb.connect(tx, source)
@@ -364,7 +374,8 @@ def run_rx(
     rx = ota_rx(
         doppler=doppler,
         if_offset=radio.if_offset,
-        labels=bundle_labels(bundle, split),  # frames carry no labels
+        # frames carry no labels: those of the images sent (another process sends a range)
+        labels=bundle_labels(bundle, split, n=n if mode == "sim" else None),
         max_rate=bun.k_max,
         bundle_id=bundle_id(bundle),  # another bundle's frames: rejected, counted in "bundle"
     )
