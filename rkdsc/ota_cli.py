@@ -73,9 +73,7 @@ def add_tx_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_rx_arguments(p: argparse.ArgumentParser) -> None:
     _common(p)
-    p.add_argument(
-        "--n", type=A.integer(1), default=100, help="images (--mode sim: the --n subset)"
-    )
+    p.add_argument("--n", type=A.integer(1), default=100, help="images (--mode sim)")
     p.add_argument(
         "--input",
         default=None,

@@ -72,10 +72,15 @@ def refresh_rate_table(path: Path, seed: int = 0) -> dict:
 
     bundle = load_bundle(path)
     ex = ExportConfig()
-    test = load_dataset(bundle.manifest["dataset"]["name"], "test")
+    test = bundle.dataset.load("test")
     clean = bundle.manifest["metrics"]["clean_accuracy"]  # the student is unchanged
     table = rate_table(
-        bundle, test.take(ex.rate_table_n), ex.rate_table_channels, ex.rate_table_snrs, seed, clean
+        bundle,
+        test.subset(ex.rate_table_n),
+        ex.rate_table_channels,
+        ex.rate_table_snrs,
+        seed,
+        clean,
     )
     manifest = read_manifest(path)
     modules = {name: load_component(path, name, manifest) for name in manifest["files"]}
