@@ -9,6 +9,7 @@ A frame counts as *detected* when the receiver found its preamble (it was decode
 the header CRC); the header error rate is over detected frames.
 
     .venv/bin/python scripts/phy_link.py [--frames 300] [--snr=-12,-10,-8,-6,-5,-4,-2,0]
+        [--images-per-frame N]
         [--cfo-sweep] [--noise-samples 1e8] [--json results/phy_link.json]
 """
 
@@ -44,16 +45,19 @@ def payloads(n: int, k: int = 16, seed: int = 0) -> list:
     return out
 
 
-def run_link(n: int, snr_db: float, cfo: float, sco_ppm: float, taps, seed: int) -> dict:
-    """n one-image frames through the channel; the receiver's counts."""
+def run_link(
+    n: int, snr_db: float, cfo: float, sco_ppm: float, taps, seed: int, images: int = 1
+) -> dict:
+    """n frames of `images` images each through the channel; the receiver's counts."""
     tb = gr.top_block()
-    tx = ota_tx(max_queue=n + 16)
+    tx = ota_tx(max_queue=n * images + 16, images_per_frame=images, flush_s=3600.0)
     rx = ota_rx()
     tb.connect(tx, ota_channel(snr_db, cfo, sco_ppm, taps, seed=seed), rx)
     tb.start()
-    for pdu in payloads(n, seed=seed):
+    for pdu in payloads(n * images, seed=seed):
         tx.framer.to_basic_block()._post(PORT_IN, pdu)
-    deadline = time.monotonic() + 120 + n
+    tx.flush()
+    deadline = time.monotonic() + 120 + n * images / 10
     while time.monotonic() < deadline:
         if tx.frames_sent() == n and received_all(tx, rx, sco_ppm):
             break
@@ -101,13 +105,21 @@ def main() -> None:
     ap.add_argument("--cfo-sweep", action="store_true", help="noiseless, CFO 0 … 4e-3")
     ap.add_argument("--noise-samples", type=float, default=0, help="false-frame run (e.g. 1e8)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--images-per-frame", type=int, default=1, help="N images per frame")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    out: dict = {"frames_per_point": args.frames, "rate": 16, "images_per_frame": 1}
+    out: dict = {
+        "frames_per_point": args.frames,
+        "rate": 16,
+        "images_per_frame": args.images_per_frame,
+    }
     out["impairments"] = {"cfo": 1e-3, "sco_ppm": 50.0, "taps": [str(t) for t in DEFAULT_TAPS]}
     points = []
     for snr in (float(s) for s in args.snr.split(",") if s):
-        p = {"snr_db": snr, **run_link(args.frames, snr, 1e-3, 50.0, DEFAULT_TAPS, args.seed)}
+        link = run_link(
+            args.frames, snr, 1e-3, 50.0, DEFAULT_TAPS, args.seed, args.images_per_frame
+        )
+        p = {"snr_db": snr, **link}
         points.append(p)
         her = p["header_error_rate"]
         print(
