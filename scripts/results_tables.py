@@ -48,24 +48,42 @@ def table(rep: dict, snrs: list[float] | None = None) -> str:
     return "\n".join(rows)
 
 
+START, END = "<!-- results_tables:start -->", "<!-- results_tables:end -->"
+
+
+def markdown(paths: list[str], snrs: list[float] | None) -> str:
+    out = []
+    for path in paths:
+        rep = json.loads(Path(path).read_text())
+        out.append(
+            f"Accuracy (%), {rep['channel']}, K = {rep['rate']}, n = {rep['n']} (`{path}`):\n"
+        )
+        out.append(table(rep, snrs))
+        out.append("")
+        out += [f"- vs {name}: {text}" for name, text in rep.get("comparison", {}).items()]
+        out.append("")
+    out.append(
+        "▼ / ▲: the baseline is significantly below / above RKD-SC (paired exact McNemar, "
+        "p < 0.05); unmarked: no significant difference; *: not measured (analytic, or filled in "
+        "at chance below two SNRs where no frame decoded)."
+    )
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("json", nargs="+")
     ap.add_argument("--snr", default=None, help="columns, e.g. -10,-6,0,10")
+    ap.add_argument("--readme", default=None, help=f"replace the text between {START} and {END}")
     args = ap.parse_args()
     snrs = [float(s) for s in args.snr.split(",")] if args.snr else None
-    for path in args.json:
-        rep = json.loads(Path(path).read_text())
-        print(f"{rep['channel']}, K = {rep['rate']}, n = {rep['n']} ({path}):\n")
-        print(table(rep, snrs))
-        print(
-            "\n▼ / ▲: the baseline is significantly below / above RKD-SC (paired exact McNemar, "
-            "p < 0.05); unmarked: no significant difference; *: not measured (analytic, or "
-            "filled in at chance).\n"
-        )
-        for name, text in rep.get("comparison", {}).items():
-            print(f"- {name}: {text}")
-        print()
+    text = markdown(args.json, snrs)
+    if args.readme is None:
+        print(text)
+        return
+    readme = Path(args.readme).read_text()
+    i, j = readme.index(START) + len(START), readme.index(END)
+    Path(args.readme).write_text(readme[:i] + "\n" + text + "\n" + readme[j:])
 
 
 if __name__ == "__main__":

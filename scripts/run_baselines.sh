@@ -13,4 +13,4 @@ for CH in awgn rayleigh; do
     --snr=-10,-6,-4,-2,0,4,10,24 \
     ${N:+--n "$N"} --json "$OUT/baselines_${CH}_k16.json" --plot "$OUT/baselines_${CH}_k16.png"
 done
-.venv/bin/python scripts/results_tables.py "$OUT"/baselines_{awgn,rayleigh}_k16.json > "$OUT/tables.md"
+.venv/bin/python scripts/results_tables.py "$OUT"/baselines_{awgn,rayleigh}_k16.json --readme README.md
