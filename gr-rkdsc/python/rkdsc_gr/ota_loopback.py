@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from gnuradio import gr
 
 from rkdsc_core.errors import RkdscError
+from rkdsc_core.eval.stats import wilson
 from rkdsc_core.phy import bundle_id_from_bytes
 from rkdsc_core.runtime import load_bundle
 from rkdsc_gr.loopback_report import loopback_report, resolve_request
@@ -162,14 +163,17 @@ def run_graph(lb: WaveformLoopback, n: int, timeout_s: float, sco_ppm: float = 0
 
 
 def point_stats(lb: WaveformLoopback, n: int, elapsed: float) -> dict:
-    """The accounting of one point: every image sent counts (DESIGN.md §5)."""
+    """The accounting of one point: every image sent counts (DESIGN.md §5); 95% Wilson intervals
+    for the accuracy of decoded images and for the delivered accuracy."""
     stats = lb.sink.stats()
     rx = lb.rx.stats()
     sps = lb.tx.cfg.sps
     sent = lb.tx.images_sent()
     return {
         "accuracy": stats["accuracy"],
+        "ci95": wilson(stats["correct"], stats["n"]) if stats["n"] else None,
         "delivered_accuracy": stats["correct"] / n if n else None,
+        "delivered_ci95": wilson(stats["correct"], n) if n else None,
         "frames_sent": lb.tx.frames_sent(),
         "frames_detected": rx["frames"],
         "images_sent": sent,
