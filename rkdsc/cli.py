@@ -81,11 +81,23 @@ def cmd_loopback(args: argparse.Namespace) -> int:
         from rkdsc_gr.loopback import run_loopback  # GNU Radio is imported here, not at top level
     except ImportError as exc:
         raise RkdscError(f"rkdsc loopback needs GNU Radio ({exc}): run 'make setup'") from None
+    from rkdsc_gr.loopback import Adapt
+
     keys = ("bundle", "channel", "rate", "n", "split", "data_root", "seed", "phy", "fd_ts", "draws")
+    adapt = Adapt(
+        args.adapt,
+        args.k0,
+        args.step,
+        args.confidence,
+        args.target_accuracy,
+        args.feedback_delay,
+        args.feedback_loss,
+    )
     rep = run_loopback(
         snrs=args.snr,
         k_factor=args.k_factor,
         images_per_frame=args.images_per_frame,
+        adapt=adapt,
         **{k: getattr(args, k) for k in keys},
     )
     if args.json:
@@ -114,6 +126,9 @@ def loopback_line(rep: dict, p: dict) -> str:
         line += f"  {p['channel_uses_per_image']:.1f} channel uses/image"
     if p.get("images_per_s") is not None:
         line += f"  {p['images_per_s']:.0f} images/s"
+    if "mean_channel_uses" in p:
+        line += f"  {p['mean_channel_uses']:.2f} symbols/image"
+        line += f"  {p['requests_per_image']:.2f} requests/image  K {p['k_histogram']}"
     return line
 
 
@@ -317,6 +332,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="N images per waveform frame (preamble and header paid once per N; 1: lowest "
         "latency; 512: >= 70%% of the channel uses carry semantic symbols at K=16)",
     )
+    p.add_argument(
+        "--adapt",
+        default="none",
+        choices=["none", "snr", "ir"],
+        help="rate from the SNR fed back, or incremental redundancy up to --rate",
+    )
+    p.add_argument("--k0", type=int, default=4, help="ir: symbols of the first increment")
+    p.add_argument(
+        "--step", type=int, default=None, help="ir: increment size (default k0 x 1,2,3,4,6,8,..)"
+    )
+    p.add_argument(
+        "--confidence",
+        type=float,
+        default=0.99,
+        help="ir: stop when K_max would raise the accuracy by at most 1 - C (calibrated)",
+    )
+    p.add_argument(
+        "--target-accuracy", type=float, default=0.99, help="snr: fraction of clean accuracy"
+    )
+    p.add_argument("--feedback-delay", type=int, default=0, help="feedback delay in images")
+    p.add_argument("--feedback-loss", type=float, default=0.0, help="feedback loss probability")
     p.add_argument("--json", type=A.output_file, default=None, help="write the report here")
     p.set_defaults(func=cmd_loopback)
 

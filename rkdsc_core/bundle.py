@@ -347,9 +347,20 @@ class Bundle:
     def receiver(self) -> Receiver:
         return Receiver(self)
 
+    def stop_rule(self):
+        """The IR receiver's calibrated stopping rule (`rkdsc_core.adapt.StopRule`) from the
+        manifest's `ir_stop_rule`; ValueError when the bundle has none."""
+        from rkdsc_core.adapt import StopRule
+
+        table = self.manifest.get("ir_stop_rule")
+        if not table:
+            raise ValueError("bundle has no 'ir_stop_rule' (scripts/rate_table.py writes it)")
+        return StopRule.from_dict(table)
+
     def choose_rate(self, snr_db: float, target: float, channel: str = "awgn") -> int:
         """Smallest trained K whose measured accuracy at the nearest evaluated SNR not above
-        `snr_db` reaches `target` (fraction of clean accuracy); the largest K if none does."""
+        `snr_db` reaches `target` (fraction of clean accuracy); the largest K if none does.
+        The table (`rate_table` in the manifest) is measured on validation images."""
         table = self.manifest.get("rate_table", {}).get(channel)
         if not table:
             raise ValueError(f"bundle has no rate table for channel '{channel}'")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from rkdsc_core.adapt import StopRule
 from rkdsc_core.bundle import save_bundle
 from rkdsc_core.codec.cat import CATCodec, CATConfig
 from rkdsc_core.data.datasets import FMNIST_CLASSES
@@ -35,10 +37,13 @@ def make_tiny_bundle(
     seed: int = 0,
     with_teacher: bool = False,
     dataset: dict | None = None,
+    stop_gain: float = 0.5,
 ) -> Path:
     """Write a tiny bundle to `path`; returns it. Fashion-MNIST-shaped (28×28×1, 10 classes)
     unless `dataset` gives another manifest dataset spec (name, classes, image_size, channels,
-    mean, std). `with_teacher` adds a tiny random timm teacher (for `rkdsc eval`)."""
+    mean, std). `with_teacher` adds a tiny random timm teacher (for `rkdsc eval`). Its IR
+    stopping rule expects the gain `stop_gain` from K_max for every decision, so a receiver with
+    confidence above 1 − stop_gain always asks for more and one at or below it never does."""
     torch.manual_seed(seed)
     norm = Normalisation.for_dataset("fmnist")
     dataset = dataset or {
@@ -93,6 +98,8 @@ def make_tiny_bundle(
             }
         },
     }
+    rule = StopRule((min(rates),), (0.0,), (0.5,), np.full((1, 2, 2), stop_gain), max(rates))
+    manifest["ir_stop_rule"] = rule.to_dict()
     modules = {"student": student, "cat": cat, "head": head}
     if with_teacher:  # timm's tiny test network (random weights, ~0.1 M parameters)
         from rkdsc_core.models.teacher import create_teacher

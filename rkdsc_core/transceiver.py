@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -81,6 +82,17 @@ class Transmitter:
             sym = b.cat.encode(feat, self.rate, snr_db)[:, : self.rate]
         return sym.cpu().numpy().astype(np.complex64)
 
+    def encode_raw(self, images: np.ndarray, snr_db: float | None = None) -> np.ndarray:
+        """images → the K_max encoder outputs before power normalisation, complex64 [B, K_max]
+        (incremental redundancy sends them in increments: `rkdsc_core.adapt`). The K = k code is
+        the first k of them normalised to unit average power."""
+        b = self.bundle
+        with b._tx_lock, torch.inference_mode():
+            feat = self.features(images)
+            snr = float("nan") if snr_db is None else float(snr_db)
+            raw = b.cat.encoder(feat, torch.full((feat.shape[0],), snr, device=feat.device))
+        return raw.cpu().numpy().astype(np.complex64)
+
 
 class Receiver:
     """Equalised symbols complex64 [B, K] + effective SNR (dB; scalar, [B] or [B,K]) → logits.
@@ -126,6 +138,114 @@ class Receiver:
         """(classes int64 [B], logits float32 [B, C])."""
         logits = self.decode(symbols, snr_db, csi)
         return logits.argmax(1).astype(np.int64), logits
+
+
+@dataclass
+class IRIncrement:
+    """One received IR increment of one image (`rkdsc_core.adapt`).
+
+    `y` complex [n] symbols [offset, offset + n) of the image's K_max code as received; `snr_db`
+    the SNR of the equalised symbols, or with `csi` (complex [n] or [1] gains, MMSE-equalised
+    here) the channel's average Es/N0; `gain` the increment's side information; `final` True for
+    the last increment the transmitter has."""
+
+    index: int
+    offset: int
+    gain: float
+    y: np.ndarray
+    snr_db: float
+    csi: np.ndarray | None = None
+    final: bool = False
+
+
+@dataclass
+class IRDecision:
+    """The receiver's state of one image after an increment: `symbols` received, `logits`
+    float32 [C] of its prefix, `confidence` (1 − the stopping rule's expected gain of going on),
+    mean effective SNR (dB), and `done` (decided: no more increments wanted)."""
+
+    index: int
+    symbols: int
+    logits: np.ndarray
+    confidence: float
+    snr_db: float
+    done: bool
+
+
+class IRReceiver:
+    """Receiver side of incremental redundancy: keeps each image's increments (by index), decodes
+    the prefix after each, and stops asking when `StopRule.stop` holds at `confidence`, at the
+    final increment, or when an increment is missing (a lost one: it decides with what it has)."""
+
+    def __init__(self, bundle: Bundle, confidence: float = 0.99, rule=None) -> None:
+        self.receiver = bundle.receiver()
+        self.rule = rule or bundle.stop_rule()
+        self.confidence = float(confidence)
+        self.k_max = bundle.k_max
+        self._state: dict[int, dict] = {}
+
+    def pending(self) -> list[int]:
+        """Indices of images waiting for a further increment, oldest first."""
+        return list(self._state)
+
+    def expire(self, index: int) -> IRDecision | None:
+        """Decide image `index` with what it has (a timeout); None when it is not pending."""
+        st = self._state.pop(int(index), None)
+        return None if st is None else replace(st["last"], done=True)
+
+    def receive(self, items: list[IRIncrement]) -> list[IRDecision]:
+        """Take a batch of increments; one decision state per item (same order)."""
+        from rkdsc_core.adapt import assemble_prefix
+
+        rows, out = [], []
+        for it in items:
+            st = self._state.setdefault(int(it.index), {"x": [], "snr": [], "g": [], "k": 0})
+            gap = it.offset != st["k"]
+            if gap and not st["k"]:  # its first increment was lost: nothing to decode
+                self._state.pop(int(it.index))
+                nothing = np.zeros(len(self.receiver.bundle.classes), np.float32)
+                out.append(IRDecision(it.index, 0, nothing, 0.0, float(it.snr_db), True))
+                continue
+            out.append(None)
+            if not gap:
+                x, eff = self._equalise(it)
+                st["x"].append(x[None])
+                st["snr"].append(eff[None])
+                st["g"].append(float(it.gain))
+                st["k"] += len(x)
+            rows.append((it, st, gap))
+        by_k: dict[int, list[int]] = {}
+        prefixes = []
+        slots = [i for i, o in enumerate(out) if o is None]  # rows[p] answers out[slots[p]]
+        for pos, (_, st, _) in enumerate(rows):
+            x, snr = assemble_prefix(st["x"], st["snr"], np.asarray([st["g"]], np.float32))
+            prefixes.append((x[0], snr[0]))
+            by_k.setdefault(st["k"], []).append(pos)
+        for k, where in by_k.items():
+            x = np.stack([prefixes[p][0] for p in where])
+            snr = np.stack([prefixes[p][1] for p in where])
+            logits = self.receiver.decode(x, snr)
+            mean_snr = snr.mean(1)
+            conf = 1.0 - self.rule.expected_gain(k, logits, mean_snr)
+            stop = self.rule.stop(k, logits, mean_snr, self.confidence)
+            for i, p in enumerate(where):
+                it, st, gap = rows[p]
+                done = bool(stop[i] or it.final or gap or k >= self.k_max)
+                dec = IRDecision(it.index, k, logits[i], float(conf[i]), float(mean_snr[i]), done)
+                st["last"] = dec
+                if done:
+                    self._state.pop(int(it.index), None)
+                out[slots[p]] = dec
+        return out
+
+    @staticmethod
+    def _equalise(it: IRIncrement) -> tuple[np.ndarray, np.ndarray]:
+        y = np.asarray(it.y, np.complex64)
+        if it.csi is None:
+            return y, np.full(len(y), it.snr_db, np.float32)
+        h = np.broadcast_to(np.asarray(it.csi, np.complex64), y.shape)
+        x, eff = mmse_equalize(y[None], h[None], float(noise_variance(float(it.snr_db))))
+        return x[0], eff[0].astype(np.float32)
 
 
 def fold_batchnorm(student: torch.nn.Module, image_shape, device) -> torch.nn.Module:

@@ -1,5 +1,6 @@
 """Export: assemble the model bundle (DESIGN.md §4) from the stage outputs, measure its clean
-accuracies and its rate table through the runtime, and optionally publish it as the default."""
+accuracies (test split) and, on the validation images stage 2 held out, its rate table and the
+IR stopping rule (issue 18), and optionally publish it as the default."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from rkdsc_core.bundle import default_bundle_path, save_bundle
 from rkdsc_core.config import to_dict
 from rkdsc_core.data.datasets import load_configured
 from rkdsc_core.data.transforms import Normalisation
-from rkdsc_core.eval.harness import accuracy_through_channel, clean_accuracy, encode_all
+from rkdsc_core.eval.adaptive import RATE_ADAPTATION_DOC, calibrate_stop_rule, rate_table
+from rkdsc_core.eval.harness import clean_accuracy
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import Bundle
 from rkdsc_core.torch_utils import count_params
 from rkdsc_train.artifacts import load_stage1_student, load_stage2, load_teacher
 from rkdsc_train.context import StageContext
+from rkdsc_train.stage_stage2 import fit_then_val
 
 log = logging.getLogger(__name__)
 
@@ -106,29 +109,6 @@ def publish(ctx: StageContext, out) -> None:
     log.info("published as the default bundle: %s", dst)
 
 
-def rate_table(bundle, table_data, channels, snrs, seed: int, clean: float) -> dict:
-    """{channel: accuracy of every trained K at each SNR} on `table_data`, the bundle's
-    `rate_table` that `Bundle.choose_rate` reads."""
-    rates = list(bundle.cat.cfg.rates)
-    symbols = {k: encode_all(bundle, table_data.images, k) for k in rates}
-    return {
-        ch: {
-            "snr_db": [float(s) for s in snrs],
-            "rates": rates,
-            "accuracy": [
-                [
-                    accuracy_through_channel(bundle, symbols[k], table_data.labels, ch, s, seed)
-                    for s in snrs
-                ]
-                for k in rates
-            ],
-            "clean_accuracy": clean,
-            "n": len(table_data),
-        }
-        for ch in channels
-    }
-
-
 def run(ctx: StageContext) -> dict:
     cfg, ex = ctx.cfg, ctx.cfg.export
     teacher, teacher_entry = load_teacher(ctx.run_dir)
@@ -144,16 +124,15 @@ def run(ctx: StageContext) -> dict:
     save_bundle(out, manifest, modules)
     bundle = Bundle(out)
     metrics = {"n_test": len(test), **clean_accuracy(bundle, test)}
-    table = rate_table(
-        bundle,
-        test.subset(ex.rate_table_n),
-        ex.rate_table_channels,
-        ex.rate_table_snrs,
-        cfg.seed,
-        metrics["clean_accuracy"],
-    )
+    train = load_configured(cfg.data, "train")
+    order, n_val = fit_then_val(train.labels, cfg)  # the images stage 2 held out
+    val = train.select(order[len(order) - n_val :]).subset(ex.rate_table_n)
+    snrs = [float(s) for s in ex.rate_table_snrs]
+    manifest["rate_table"] = rate_table(bundle, val, ex.rate_table_channels, snrs, cfg.seed)
+    manifest["ir_stop_rule"] = calibrate_stop_rule(bundle, val).to_dict()
+    manifest["rate_adaptation"] = RATE_ADAPTATION_DOC
+    table = manifest["rate_table"]
     manifest["metrics"] = metrics
-    manifest["rate_table"] = table
     save_bundle(out, manifest, modules)
     log.info("bundle written to %s: %s", out, metrics)
     ctx.write_json("metrics.json", {"bundle": str(out), **metrics, "rate_table": table})

@@ -91,6 +91,22 @@ class ImageArrays:
         return self.select(balanced_subset(self.labels, n, seed))
 
 
+def held_out_count(n: int, fraction: float, limit: int | None = None) -> int:
+    """How many images at the end of a training split of `n` are held out for validation:
+    `fraction`·n, at most `limit` (stage 2 and the baselines: data.val_fraction, stage2.val_limit;
+    stage 1 and the teacher hold out the whole fraction, a superset of those)."""
+    count = int(n * fraction)
+    return count if limit is None else min(int(limit), count)
+
+
+def held_out(data: ImageArrays, fraction: float, limit: int | None = None) -> ImageArrays:
+    """The validation images of a training split: its last `held_out_count` images (never
+    trained on by stage 2; what the rate table and the IR stopping rule are measured on)."""
+    n_val = held_out_count(len(data), fraction, limit)
+    sl = slice(len(data) - n_val, len(data))
+    return ImageArrays(data.name, "validation", data.images[sl], data.labels[sl], data.classes)
+
+
 def cache_dir() -> Path:
     """Per-user cache (`$RKDSC_CACHE`, else `$XDG_CACHE_HOME/rkdsc`, else `~/.cache/rkdsc`)."""
     if os.environ.get("RKDSC_CACHE"):

@@ -56,7 +56,11 @@ def compiled(tmp_path_factory) -> Path:
 
 
 def test_flowgraphs_exist():
-    assert {g.name for g in FLOWGRAPHS} >= {"loopback_symbols.grc", "loopback_symbols_qt.grc"}
+    assert {g.name for g in FLOWGRAPHS} >= {
+        "loopback_symbols.grc",
+        "loopback_symbols_qt.grc",
+        "loopback_feedback.grc",
+    }
 
 
 @pytest.mark.parametrize("grc", FLOWGRAPHS, ids=lambda p: p.stem)
@@ -76,6 +80,19 @@ def test_no_gui_loopback_runs_to_completion(compiled, tiny_bundle, tmp_path):
     stats = json.loads(out.read_text())
     assert stats["n"] == 200 and stats["dropped"] == 0
     assert 0.0 <= stats["accuracy"] <= 1.0
+
+
+def test_feedback_loopback_runs_to_completion(compiled, tiny_bundle, tmp_path):
+    """Incremental redundancy round the feedback loop, with lost feedback: every image is decided
+    and the graph ends by itself (the transmitter waits for the receiver's requests)."""
+    out = tmp_path / "acc.json"
+    cmd = [sys.executable, str(compiled / "loopback_feedback.py"), "--bundle", tiny_bundle]
+    cmd += ["--dataset", "fmnist_subset", "--n-images", "100", "--channel", "rayleigh"]
+    cmd += ["--snr-db", "5", "--rate", "16", "--loss", "0.3", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=_grc_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stats = json.loads(out.read_text())
+    assert stats["n"] == 100 and stats["dropped"] == 0
 
 
 def test_qt_loopback_starts_headless_and_stops_on_sigterm(compiled, tiny_bundle, tmp_path):

@@ -20,6 +20,7 @@ _BLOCKS: Registry[str] = Registry(
         "accuracy_sink": "accuracy_sink",
         "symbol_channel": "symbol_channel",
         "keyed_channel": "keyed_channel",
+        "feedback_link": "feedback_link",
         "rf_link": "rf_link",
         "ota_tx": "ota_tx",
         "ota_rx": "ota_rx",

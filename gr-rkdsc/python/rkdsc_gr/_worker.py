@@ -26,6 +26,7 @@ _SYSTEM = pmt.intern("system")
 _DONE = pmt.intern("done")
 STOP_JOIN_S = 2.0  # longest stop() waits for the batch in hand
 DRAIN_S = 0.005
+HOLD_POLL_S = 0.05  # how often a held block asks whether it may end
 
 
 class PduWorker:
@@ -40,9 +41,11 @@ class PduWorker:
         flush: Callable[[list], None],
         drops: DropCounter,
         max_batch: int,
+        hold: Callable[[], bool] | None = None,
     ) -> None:
         self._block, self._parse, self._flush, self._drops = block, parse, flush, drops
         self._max_batch = max(1, int(max_batch))
+        self._hold = hold  # True while the block must not end yet (images awaiting feedback)
         self._queue: deque = deque()
         self._cv = threading.Condition()
         self._done: pmt.pmt_t | None = None
@@ -119,7 +122,10 @@ class PduWorker:
                 with self._cv:
                     done = self._done
                 break
-        # everything queued before `done` is out: now let the scheduler finish this block
+        # everything queued before `done` is out; a block with images awaiting feedback holds
+        while self._hold is not None and self._hold() and not self._stopping:
+            time.sleep(HOLD_POLL_S)
+        # now let the scheduler finish this block
         self._block.to_basic_block().system_handler(done)
 
     def _drained(self) -> bool:

@@ -3,7 +3,8 @@
 A thin adapter over `rkdsc_core.channels.draws` (issue 19): the gains and noise of each image are
 drawn from (seed, channel, SNR, the PDU's `index`), so a symbol-level loopback through this block
 sees exactly the channel every offline method saw at that point. `rkdsc_symbol_channel` runs GNU
-Radio's own channel blocks instead (their own, independent draws).
+Radio's own channel blocks instead (their own, independent draws). An increment of incremental
+redundancy (`ir_offset` metadata, issue 18) meets the draws of its own symbol positions.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from gnuradio import gr
 
 from rkdsc_core.channels import apply_keyed, make_channel
+from rkdsc_gr._feedback import IR_OFFSET
 from rkdsc_gr._pdu import (
     CSI,
     INDEX,
@@ -46,8 +48,10 @@ class keyed_channel(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         max_symbols: longest PDU accepted.
 
     Input `in`: c32vector[K] symbol PDUs with integer metadata `index` (the image's index in its
-    split, as `rkdsc_image_source` sets it). Output `out`: the received c32vector[K] (not
-    equalised), metadata plus `snr_db` and `csi` (c32vector[K] true gains).
+    split, as `rkdsc_image_source` sets it) and, for an IR increment, `ir_offset` (its first
+    symbol's position in the image's code: it gets the draws of positions ir_offset..+K).
+    Output `out`: the received c32vector[K] (not equalised), metadata plus `snr_db` and `csi`
+    (c32vector[K] true gains).
     """
 
     def __init__(
@@ -92,9 +96,14 @@ class keyed_channel(gr.basic_block):  # noqa: N801 - GNU Radio block naming
                 "symbol PDU has no non-negative integer 'index' (the draws are keyed by it)"
             )
         snr = self._snr_db
-        out = apply_keyed(self._channel, torch.from_numpy(x[None]), snr, [index], self._seed)
-        y = out.y[0].numpy().astype(np.complex64)
-        h = out.h[0].numpy().astype(np.complex64)
+        offset = meta_int(meta, IR_OFFSET) or 0
+        if offset < 0 or offset + len(x) > self._max_symbols:
+            raise BadPdu(f"ir_offset {offset} outside 0..{self._max_symbols - len(x)}")
+        # symbols before the offset were sent earlier: zeros here, so these meet their own draws
+        x_full = np.concatenate([np.zeros(offset, np.complex64), x])
+        out = apply_keyed(self._channel, torch.from_numpy(x_full[None]), snr, [index], self._seed)
+        y = out.y[0, offset:].numpy().astype(np.complex64)
+        h = out.h[0, offset:].numpy().astype(np.complex64)
         meta = pmt.dict_add(meta, SNR_DB, pmt.from_double(snr))
         meta = pmt.dict_add(meta, CSI, to_vector(h))
         self.message_port_pub(PORT_OUT, make_pdu(meta, y))

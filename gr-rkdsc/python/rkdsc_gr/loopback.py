@@ -1,16 +1,19 @@
 """`rkdsc loopback --phy symbol`: the offline evaluation, run through a GNU Radio flowgraph of the
 rkdsc blocks (image_source → semantic_tx → symbol_channel → semantic_rx → accuracy_sink), one
 graph per SNR point; returns the JSON of DESIGN.md §5 (points carry frames sent / detected).
+With `adapt` "snr" or "ir" the receiver's feedback goes back to the transmitter through a
+`feedback_link` (delay, loss) and the rate follows the channel (issue 18).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from gnuradio import gr
 
+from rkdsc_core.adapt import ADAPT_MODES
 from rkdsc_core.errors import RkdscError
 from rkdsc_gr.loopback_report import loopback_report, resolve_request
 
@@ -21,6 +24,20 @@ PHYS = ("symbol", "waveform")  # waveform: rkdsc_gr.ota_loopback
 #: (rkdsc_keyed_channel: the same h and noise as every offline method), "gnuradio" = GNU Radio's
 #: own channel blocks (rkdsc_symbol_channel)
 DRAWS = ("keyed", "gnuradio")
+SNR_PACE_IMAGES_PER_S = 200.0
+
+
+@dataclass(frozen=True)
+class Adapt:
+    """The rate adaptation of a loopback (`rkdsc loopback --adapt …`)."""
+
+    mode: str = "none"
+    k0: int = 4
+    step: int | None = None
+    confidence: float = 0.99
+    target: float = 0.99
+    feedback_delay: int = 0
+    feedback_loss: float = 0.0
 
 
 @dataclass
@@ -33,6 +50,7 @@ class SymbolLoopback:
     channel: object
     rx: object
     sink: object
+    link: object = None
 
 
 def build_symbol_loopback(
@@ -49,10 +67,13 @@ def build_symbol_loopback(
     fd_ts: float = 0.01,
     k_factor: float = 4.0,
     draws: str = "keyed",
+    adapt: Adapt = Adapt(),
+    timeout_s: float = 2.0,
 ) -> SymbolLoopback:
-    """The graph of the `loopback_symbols.grc` flowgraph, built in Python; `draws` picks the
-    channel block (`DRAWS`)."""
+    """The graph of the `loopback_symbols.grc` flowgraph (with `adapt`, of
+    `loopback_feedback.grc`), built in Python; `draws` picks the channel block (`DRAWS`)."""
     from rkdsc_gr.accuracy_sink import accuracy_sink
+    from rkdsc_gr.feedback_link import feedback_link
     from rkdsc_gr.image_source import image_source
     from rkdsc_gr.keyed_channel import keyed_channel
     from rkdsc_gr.semantic_rx import semantic_rx
@@ -60,19 +81,36 @@ def build_symbol_loopback(
     from rkdsc_gr.symbol_channel import symbol_channel
 
     tb = gr.top_block("rkdsc_loopback_symbols")
-    source = image_source(dataset, split, n_images=n, root=data_root or "")
-    tx = semantic_tx(bundle, rate, device)
+    # with SNR feedback the images are paced: a queue full of images would all be encoded
+    # before the first feedback is read
+    pace = SNR_PACE_IMAGES_PER_S if adapt.mode == "snr" else 0.0
+    source = image_source(dataset, split, n_images=n, max_rate=pace, root=data_root or "")
+    tx = semantic_tx(
+        bundle,
+        rate,
+        device,
+        adapt=adapt.mode,
+        k0=adapt.k0,
+        step=adapt.step or 0,
+        target=adapt.target,
+        table_channel="awgn" if channel == "awgn" else "rayleigh",
+    )
     if draws == "keyed":
         chan = keyed_channel(channel, snr_db, seed=seed, fd_ts=fd_ts, k_factor=k_factor)
     else:
         chan = symbol_channel(channel, snr_db, fd_ts=fd_ts, k_factor=k_factor, seed=seed)
-    rx = semantic_rx(bundle, device)
+    rx = semantic_rx(bundle, device, confidence=adapt.confidence, timeout_s=timeout_s)
     sink = accuracy_sink()
     tb.msg_connect(source, "out", tx, "in")
     tb.msg_connect(tx, "out", chan, "in")
     tb.msg_connect(chan, "out", rx, "in")
     tb.msg_connect(rx, "out", sink, "in")
-    return SymbolLoopback(tb, source, tx, chan, rx, sink)
+    link = None
+    if adapt.mode != "none":
+        link = feedback_link(adapt.feedback_delay, adapt.feedback_loss, seed=seed + 7)
+        tb.msg_connect(rx, "feedback", link, "in")
+        tb.msg_connect(link, "out", tx, "feedback")
+    return SymbolLoopback(tb, source, tx, chan, rx, sink, link)
 
 
 def run_graph(lb: SymbolLoopback, n: int, timeout_s: float) -> dict:
@@ -88,13 +126,24 @@ def run_graph(lb: SymbolLoopback, n: int, timeout_s: float) -> dict:
     stats = lb.sink.stats()
     if stats["n"] < n:
         log.warning("loopback: %d of %d decisions after %.0f s", stats["n"], n, elapsed)
-    return {
+    point = {
         "accuracy": stats["accuracy"],
         "frames_sent": lb.tx.encoded(),
         "frames_detected": stats["n"],
         "dropped": lb.tx.dropped() + lb.channel.dropped() + lb.rx.dropped(),
         "images_per_s": stats["n"] / max(elapsed, 1e-9),
     }
+    if lb.link is not None:
+        counts = lb.rx.counts()
+        point.update(
+            mean_channel_uses=lb.tx.symbols_sent() / n,
+            requests_per_image=counts["requests"] / n,
+            feedback_per_image=counts["feedback"] / n,
+            feedback_lost=lb.link.lost(),
+            timeouts=counts["timeouts"],
+            k_histogram={str(k): v for k, v in lb.tx.k_histogram().items()},
+        )
+    return point
 
 
 def run_loopback(
@@ -113,12 +162,14 @@ def run_loopback(
     timeout_s: float | None = None,
     draws: str | None = None,
     images_per_frame: int = 1,
+    adapt: Adapt = Adapt(),
 ) -> dict:
     """Accuracy vs SNR through the symbol-level flowgraph, on the first `n` images of the bundle's
     dataset split (all when None): the same images `rkdsc eval --n` uses, and with `draws`
     "keyed" (the default for `phy="symbol"`) the same channel draws, so that a point equals
     `rkdsc eval`'s at the same seed; "gnuradio" runs GNU Radio's own channel blocks.
-    `images_per_frame` (N images per frame) is a waveform setting."""
+    `images_per_frame` (N images per frame) is a waveform setting. `adapt`: rate adaptation
+    (symbol level only; the waveform's incremental redundancy is not built)."""
     if phy not in PHYS:
         raise RkdscError(f"--phy {phy} is not available yet (choose from {', '.join(PHYS)})")
     if phy == "waveform" and draws is not None:
@@ -126,6 +177,7 @@ def run_loopback(
     draws = draws or "keyed"
     if draws not in DRAWS:
         raise RkdscError(f"--draws {draws}: choose from {', '.join(DRAWS)}")
+    _check_adapt(adapt, phy, rate)
     if phy == "waveform":
         from rkdsc_gr.ota_loopback import run_waveform_loopback
 
@@ -156,8 +208,10 @@ def run_loopback(
             fd_ts,
             k_factor,
             draws,
+            adapt,
         )
-        point = run_graph(lb, n, timeout_s or 60.0 + n / 20.0)
+        paced = n / SNR_PACE_IMAGES_PER_S if adapt.mode == "snr" else 0.0
+        point = run_graph(lb, n, timeout_s or 60.0 + n / 20.0 + paced)
         points.append({"snr_db": float(snr), **point})
         log.info(
             "loopback %s %g dB K=%d: accuracy %.4f (%d/%d frames, %.0f images/s)",
@@ -175,5 +229,24 @@ def run_loopback(
         "k_factor": k_factor,
         "device": device,
         "draws": draws,
+        "adapt": asdict(adapt),
     }
-    return loopback_report(bun, split, n, channel, rate, phy, points, config, seed)
+    rep = loopback_report(bun, split, n, channel, rate, phy, points, config, seed)
+    rep["adapt"] = adapt.mode
+    return rep
+
+
+def _check_adapt(adapt: Adapt, phy: str, rate: int) -> None:
+    """One-line errors for rate-adaptation options that do not fit together."""
+    if adapt.mode not in ADAPT_MODES:
+        raise RkdscError(f"--adapt {adapt.mode}: choose from {', '.join(ADAPT_MODES)}")
+    if adapt.mode != "none" and phy != "symbol":
+        raise RkdscError("--adapt snr|ir needs --phy symbol (the waveform IR is not built yet)")
+    if adapt.mode == "ir" and not 1 <= adapt.k0 <= rate:
+        raise RkdscError(f"--k0 {adapt.k0} must lie in 1..--rate {rate}")
+    if adapt.step is not None and adapt.step < 1:
+        raise RkdscError(f"--step {adapt.step} must be >= 1")
+    if not 0.0 < adapt.confidence <= 1.0 or not 0.0 < adapt.target <= 1.0:
+        raise RkdscError("--confidence and --target-accuracy must lie in (0, 1]")
+    if adapt.feedback_delay < 0 or not 0.0 <= adapt.feedback_loss < 1.0:
+        raise RkdscError("--feedback-delay must be >= 0 and --feedback-loss in [0, 1)")
