@@ -191,6 +191,7 @@ def simulate_point(
     loss: float = 0.0,
     seed: int = 0,
     rule: StopRule | None = None,
+    prefixes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """One point of `rkdsc loopback --adapt`, offline: images `raw` complex [N, K_max] with
     `labels` int [N] (image i has draw index i) through `channel` at `snr_db`.
@@ -199,7 +200,8 @@ def simulate_point(
     fed back (`delay` images late, each message lost with probability `loss`; K = `rate` before
     any). "ir": increments of `ir_schedule(k0, rate, step)` until the stopping rule holds at
     `confidence`, a request is lost (the receiver decides with what it has) or K = `rate`.
-    Returns {accuracy, mean_channel_uses, requests_per_image, feedback_per_image, ...}.
+    `prefixes`: "ir": `receive(raw, …, schedule, …)` already computed (shared by several
+    confidences). Returns {accuracy, mean_channel_uses, requests_per_image, ...}.
     """
     n = len(labels)
     index = np.arange(n)
@@ -228,7 +230,7 @@ def simulate_point(
         raise ValueError(f"adapt mode must be none, snr or ir, got {mode!r}")
     rule = rule or bundle.stop_rule()
     schedule = ir_schedule(k0, rate, step)
-    logits, snr_mean = receive(raw, index, channel, snr_db, schedule, seed, bundle)
+    logits, snr_mean = prefixes or receive(raw, index, channel, snr_db, schedule, seed, bundle)
     lost = feedback_losses(seed, channel, snr_db, n, len(schedule), loss)
     final = np.full(n, len(schedule) - 1)
     requests = np.zeros(n)

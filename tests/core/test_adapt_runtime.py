@@ -87,3 +87,23 @@ def test_simulated_points_count_symbols_and_requests(tiny, data):
     assert lossy["requests_per_image"] > (lossy["mean_channel_uses"] - 4) / 4  # lost ones too
     snr = simulate_point(tiny, raw, y, "awgn", 5.0, "snr", rate=16, target=0.6, delay=3)
     assert snr["k_histogram"] == {"4": len(y) - 4, "16": 4}  # K_max until feedback arrives
+
+
+def test_rate_adaptation_script_writes_json_and_plot(tiny, tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "rate_adaptation.py"
+    spec = importlib.util.spec_from_file_location("rate_adaptation", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "ra.json"
+    argv = ["--bundle", str(tiny.path), "--n", "30", "--channels", "awgn", "--snrs", "5"]
+    argv += ["--k-max", "16", "--confidences", "0.5", "0.99", "--json", str(out)]
+    assert mod.main(argv) == 0
+    rep = json.loads(out.read_text())
+    (p,) = rep["points"]
+    assert list(p["fixed"]) == ["4", "8", "16"]
+    assert p["ir"]["0.5"]["mean_channel_uses"] == 4 and p["ir"]["0.99"]["mean_channel_uses"] == 16
+    assert out.with_suffix(".png").stat().st_size > 1000

@@ -24,7 +24,7 @@ def _run(scenario: str, **kw) -> dict:
         [sys.executable, str(HERE), scenario, json.dumps(kw)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=400,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -119,7 +119,9 @@ def _scenario_link() -> dict:
 def _loopback(bundle, **adapt) -> dict:
     from rkdsc_gr.loopback import Adapt, run_loopback
 
-    rep = run_loopback(bundle, "rayleigh", [5.0], 16, 60, "test", adapt=Adapt(**adapt))
+    rep = run_loopback(
+        bundle, "rayleigh", [5.0], 16, 60, "test", timeout_s=240, adapt=Adapt(**adapt)
+    )
     return rep["points"][0]
 
 
@@ -145,7 +147,8 @@ def _scenario_lossy(bundle: str) -> dict:
 def _scenario_snr(bundle: str) -> dict:
     from rkdsc_gr.loopback import Adapt, run_loopback
 
-    rep = run_loopback(bundle, "awgn", [5.0], 16, 60, "test", adapt=Adapt("snr", target=0.6))
+    adapt = Adapt("snr", target=0.6)
+    rep = run_loopback(bundle, "awgn", [5.0], 16, 60, "test", timeout_s=240, adapt=adapt)
     return rep["points"][0]
 
 
