@@ -175,7 +175,11 @@ class IRDecision:
 class IRReceiver:
     """Receiver side of incremental redundancy: keeps each image's increments (by index), decodes
     the prefix after each, and stops asking when `StopRule.stop` holds at `confidence`, at the
-    final increment, or when an increment is missing (a lost one: it decides with what it has)."""
+    final increment, or when an increment is missing (a lost one: it decides with what it has).
+    An increment that comes after its image was decided (timed out), or without the image's
+    first increment, is ignored: its answer is None."""
+
+    REMEMBER = 1 << 16  # decided indices kept to recognise late increments
 
     def __init__(self, bundle: Bundle, confidence: float = 0.99, rule=None) -> None:
         self.receiver = bundle.receiver()
@@ -183,6 +187,7 @@ class IRReceiver:
         self.confidence = float(confidence)
         self.k_max = bundle.k_max
         self._state: dict[int, dict] = {}
+        self._decided: dict[int, None] = {}  # insertion-ordered, bounded
 
     def pending(self) -> list[int]:
         """Indices of images waiting for a further increment, oldest first."""
@@ -191,51 +196,57 @@ class IRReceiver:
     def expire(self, index: int) -> IRDecision | None:
         """Decide image `index` with what it has (a timeout); None when it is not pending."""
         st = self._state.pop(int(index), None)
-        return None if st is None else replace(st["last"], done=True)
+        if st is None:
+            return None
+        self._remember(int(index))
+        return replace(st["last"], done=True)
 
-    def receive(self, items: list[IRIncrement]) -> list[IRDecision]:
-        """Take a batch of increments; one decision state per item (same order)."""
+    def _remember(self, index: int) -> None:
+        self._decided[index] = None
+        while len(self._decided) > self.REMEMBER:
+            del self._decided[next(iter(self._decided))]
+
+    def receive(self, items: list[IRIncrement]) -> list[IRDecision | None]:
+        """Take a batch of increments; one decision state per item (same order), None for an
+        ignored one."""
         from rkdsc_core.adapt import assemble_prefix
 
-        rows, out = [], []
-        for it in items:
-            st = self._state.setdefault(int(it.index), {"x": [], "snr": [], "g": [], "k": 0})
+        out: list[IRDecision | None] = [None] * len(items)
+        rows = []  # (position in items, increment, state, gap)
+        for pos, it in enumerate(items):
+            index = int(it.index)
+            if index in self._decided or (index not in self._state and it.offset != 0):
+                continue  # late (decided already), or its first increment was lost
+            st = self._state.setdefault(index, {"x": [], "snr": [], "g": [], "k": 0})
             gap = it.offset != st["k"]
-            if gap and not st["k"]:  # its first increment was lost: nothing to decode
-                self._state.pop(int(it.index))
-                nothing = np.zeros(len(self.receiver.bundle.classes), np.float32)
-                out.append(IRDecision(it.index, 0, nothing, 0.0, float(it.snr_db), True))
-                continue
-            out.append(None)
             if not gap:
                 x, eff = self._equalise(it)
                 st["x"].append(x[None])
                 st["snr"].append(eff[None])
                 st["g"].append(float(it.gain))
                 st["k"] += len(x)
-            rows.append((it, st, gap))
+            rows.append((pos, it, st, gap))
         by_k: dict[int, list[int]] = {}
         prefixes = []
-        slots = [i for i, o in enumerate(out) if o is None]  # rows[p] answers out[slots[p]]
-        for pos, (_, st, _) in enumerate(rows):
+        for r, (_, _, st, _) in enumerate(rows):
             x, snr = assemble_prefix(st["x"], st["snr"], np.asarray([st["g"]], np.float32))
             prefixes.append((x[0], snr[0]))
-            by_k.setdefault(st["k"], []).append(pos)
+            by_k.setdefault(st["k"], []).append(r)
         for k, where in by_k.items():
-            x = np.stack([prefixes[p][0] for p in where])
-            snr = np.stack([prefixes[p][1] for p in where])
+            x = np.stack([prefixes[r][0] for r in where])
+            snr = np.stack([prefixes[r][1] for r in where])
             logits = self.receiver.decode(x, snr)
             mean_snr = snr.mean(1)
             conf = 1.0 - self.rule.expected_gain(k, logits, mean_snr)
             stop = self.rule.stop(k, logits, mean_snr, self.confidence)
-            for i, p in enumerate(where):
-                it, st, gap = rows[p]
+            for i, r in enumerate(where):
+                pos, it, st, gap = rows[r]
                 done = bool(stop[i] or it.final or gap or k >= self.k_max)
                 dec = IRDecision(it.index, k, logits[i], float(conf[i]), float(mean_snr[i]), done)
                 st["last"] = dec
-                if done:
-                    self._state.pop(int(it.index), None)
-                out[slots[p]] = dec
+                if done and self._state.pop(int(it.index), None) is not None:
+                    self._remember(int(it.index))
+                out[pos] = dec
         return out
 
     @staticmethod

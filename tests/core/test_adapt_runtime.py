@@ -64,7 +64,8 @@ def test_ir_receiver_decides_on_a_gap_and_on_expiry(tiny, data):
     assert expired.done and expired.symbols == 4 and ir.pending() == []
     assert ir.expire(1) is None
     lost_first = ir.receive([IRIncrement(5, 4, 1.0, blocks[1][0], 5.0)])
-    assert lost_first[0].done and lost_first[0].symbols == 0
+    late = ir.receive([IRIncrement(1, 4, gains[1, 1], blocks[1][1], 5.0)])  # after its expiry
+    assert lost_first == [None] and late == [None] and ir.pending() == []
 
 
 def test_simulated_points_count_symbols_and_requests(tiny, data):

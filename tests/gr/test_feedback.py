@@ -16,7 +16,7 @@ import pytest
 pytestmark = pytest.mark.gnuradio
 
 HERE = Path(__file__).resolve()
-RKDSC = [sys.executable, "-m", "rkdsc_core.cli"]
+RKDSC = [sys.executable, "-m", "rkdsc.cli"]
 
 
 def _run(scenario: str, **kw) -> dict:
@@ -74,7 +74,7 @@ def test_snr_loopback_histogram(tiny_bundle):
 def test_cli_adapt_errors(tiny_bundle):
     for extra, message in (
         (["--adapt", "ir", "--k0", "32"], "--k0 32"),
-        (["--adapt", "ir", "--channel", "rician", "--draws", "keyed"], "--draws keyed"),
+        (["--adapt", "bogus"], "--adapt"),
         (["--adapt", "ir", "--phy", "waveform"], "--phy symbol"),
         (["--adapt", "ir", "--feedback-loss", "1"], "--feedback-loss"),
     ):

@@ -68,7 +68,7 @@ def build_symbol_loopback(
     k_factor: float = 4.0,
     draws: str = "keyed",
     adapt: Adapt = Adapt(),
-    timeout_s: float = 2.0,
+    timeout_s: float = 10.0,
 ) -> SymbolLoopback:
     """The graph of the `loopback_symbols.grc` flowgraph (with `adapt`, of
     `loopback_feedback.grc`), built in Python; `draws` picks the channel block (`DRAWS`)."""
@@ -141,6 +141,7 @@ def run_graph(lb: SymbolLoopback, n: int, timeout_s: float) -> dict:
             feedback_per_image=counts["feedback"] / n,
             feedback_lost=lb.link.lost(),
             timeouts=counts["timeouts"],
+            late_increments=counts["late"],
             k_histogram={str(k): v for k, v in lb.tx.k_histogram().items()},
         )
     return point
