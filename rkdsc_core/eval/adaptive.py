@@ -146,10 +146,11 @@ def calibrate_stop_rule(
     seed: int = 1,
 ) -> StopRule:
     """The IR stopping rule's table from `data` (validation images): every image decoded at each
-    k of `ks` and at K_max, through each channel at each SNR (keyed draws)."""
+    k of `ks` below K_max and at K_max, through each channel at each SNR (keyed draws)."""
+    ks = tuple(k for k in ks if k < bundle.k_max) or (max(1, bundle.k_max // 2),)
     raw = encode_raw_all(bundle, data.images)
     index = np.arange(len(data))
-    schedule = tuple(ks) + (bundle.k_max,)
+    schedule = ks + (bundle.k_max,)
     cols = {"k": [], "logits": [], "snr": [], "gain": []}
     for ch in channels:
         for s in snrs:

@@ -53,6 +53,8 @@ def test_every_stage_runs_and_exports_a_loadable_bundle(smoke_run):
     assert set(m["files"]) == {"teacher", "student", "cat", "head"} | parts
     assert 0 <= m["metrics"]["clean_accuracy"] <= 1 and m["metrics"]["teacher_params"] > 0
     assert m["rate_table"]["awgn"]["rates"] == [4, 8, 16]
+    assert m["rate_table"]["awgn"]["split"] == "validation"  # never the test split (issue 18)
+    assert b.stop_rule().k_max == 16
     assert m["provenance"]["git_sha"] and m["provenance"]["config"]["seed"] == 0
     assert seconds < 300, f"smoke pipeline took {seconds:.0f} s"
 
