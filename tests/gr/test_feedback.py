@@ -61,14 +61,13 @@ def test_lost_requests_never_stall_an_image(tiny_bundle):
 
 
 def test_snr_loopback_histogram(tiny_bundle):
-    """Tiny rate table: at 5 dB, target 0.6 picks K = 4; K_max until the first feedback."""
+    """Tiny rate table: at 5 dB, target 0.6 picks K = 4; K_max until the first feedback comes
+    back (images are paced at 200/s; a loaded machine sends more of them at K_max)."""
     r = _run("snr", bundle=tiny_bundle)
     hist = r["k_histogram"]
-    assert r["frames_detected"] == 60 and sum(hist.values()) == 60
-    assert hist["16"] >= 1 and hist["4"] >= 30 and set(hist) == {"4", "16"}
-    assert r["mean_channel_uses"] == pytest.approx(
-        sum(int(k) * v for k, v in r["k_histogram"].items()) / 60
-    )
+    assert r["frames_detected"] == 200 and sum(hist.values()) == 200
+    assert hist["16"] >= 1 and hist["4"] >= 100 and set(hist) == {"4", "16"}
+    assert r["mean_channel_uses"] == pytest.approx(sum(int(k) * v for k, v in hist.items()) / 200)
 
 
 def test_cli_adapt_errors(tiny_bundle):
@@ -148,7 +147,7 @@ def _scenario_snr(bundle: str) -> dict:
     from rkdsc_gr.loopback import Adapt, run_loopback
 
     adapt = Adapt("snr", target=0.6)
-    rep = run_loopback(bundle, "awgn", [5.0], 16, 60, "test", timeout_s=240, adapt=adapt)
+    rep = run_loopback(bundle, "awgn", [5.0], 16, 200, "test", timeout_s=240, adapt=adapt)
     return rep["points"][0]
 
 
