@@ -345,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--confidence",
         type=float,
-        default=0.99,
+        default=0.98,
         help="ir: stop when K_max would raise the accuracy by at most 1 - C (calibrated)",
     )
     p.add_argument(

@@ -181,7 +181,7 @@ class IRReceiver:
 
     REMEMBER = 1 << 16  # decided indices kept to recognise late increments
 
-    def __init__(self, bundle: Bundle, confidence: float = 0.99, rule=None) -> None:
+    def __init__(self, bundle: Bundle, confidence: float = 0.98, rule=None) -> None:
         self.receiver = bundle.receiver()
         self.rule = rule or bundle.stop_rule()
         self.confidence = float(confidence)

@@ -186,7 +186,7 @@ def simulate_point(
     rate: int = 16,
     k0: int = 4,
     step: int | None = None,
-    confidence: float = 0.99,
+    confidence: float = 0.98,
     target: float = 0.99,
     delay: int = 0,
     loss: float = 0.0,

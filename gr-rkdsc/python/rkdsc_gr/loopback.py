@@ -34,7 +34,7 @@ class Adapt:
     mode: str = "none"
     k0: int = 4
     step: int | None = None
-    confidence: float = 0.99
+    confidence: float = 0.98
     target: float = 0.99
     feedback_delay: int = 0
     feedback_loss: float = 0.0

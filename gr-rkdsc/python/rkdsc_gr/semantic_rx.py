@@ -87,7 +87,7 @@ class semantic_rx(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         device: str = "cpu",
         snr_db: float | None = None,
         max_batch: int = 256,
-        confidence: float = 0.99,
+        confidence: float = 0.98,
         timeout_s: float = 2.0,
     ) -> None:
         gr.basic_block.__init__(self, name="rkdsc_semantic_rx", in_sig=None, out_sig=None)
