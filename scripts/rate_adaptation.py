@@ -22,7 +22,8 @@ from rkdsc_core.runtime import load_bundle
 
 def measure(args) -> dict:
     bundle = load_bundle(args.bundle)
-    data = load_dataset(bundle.manifest["dataset"]["name"], "test").take(args.n)
+    # the images `rkdsc loopback --n` sends (a seeded class-balanced subset), keyed by index
+    data = load_dataset(bundle.manifest["dataset"]["name"], "test").subset(args.n)
     raw = encode_raw_all(bundle, data.images)
     rule = bundle.stop_rule()
     schedule = ir_schedule(args.k0, args.k_max)
@@ -32,11 +33,21 @@ def measure(args) -> dict:
             t0 = time.monotonic()
             row = {"channel": ch, "snr_db": snr, "fixed": {}, "ir": {}}
             for k in [k for k in bundle.rates if k <= args.k_max]:  # the trained K
-                row["fixed"][str(k)] = simulate_point(bundle, raw, data.labels, ch, snr, "none", k)
+                row["fixed"][str(k)] = simulate_point(
+                    bundle, raw, data.labels, ch, snr, "none", k, index=data.index
+                )
             row["snr"] = simulate_point(
-                bundle, raw, data.labels, ch, snr, "snr", args.k_max, target=args.target
+                bundle,
+                raw,
+                data.labels,
+                ch,
+                snr,
+                "snr",
+                args.k_max,
+                target=args.target,
+                index=data.index,
             )
-            pre = receive(raw, range(len(raw)), ch, snr, schedule, 0, bundle)
+            pre = receive(raw, data.index, ch, snr, schedule, 0, bundle)
             for c in args.confidences:
                 row["ir"][str(c)] = simulate_point(
                     bundle,
@@ -50,6 +61,7 @@ def measure(args) -> dict:
                     confidence=c,
                     rule=rule,
                     prefixes=pre,
+                    index=data.index,
                 )
             points.append(row)
             best = row["ir"][str(args.confidences[len(args.confidences) // 2])]

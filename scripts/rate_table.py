@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t0 = time.monotonic()
     bundle = Bundle(args.bundle)
-    val = validation_images(bundle).take(args.n)
+    val = validation_images(bundle).subset(args.n)
     table = rate_table(bundle, val, ("awgn", "rayleigh"), SNRS, args.seed)
     rule = calibrate_stop_rule(bundle, val, seed=args.seed + 1)
     manifest = yaml.safe_load(path.read_text())

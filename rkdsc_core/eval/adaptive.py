@@ -102,7 +102,7 @@ def rate_table(bundle: Bundle, data: ImageArrays, channels, snrs, seed: int = 0)
     """{channel: {snr_db, rates, accuracy [rate][snr], clean_accuracy, n, split}}: accuracy of
     every trained K through each channel (keyed draws), on `data` (validation images)."""
     raw = encode_raw_all(bundle, data.images)
-    index = np.arange(len(data))
+    index = data.index  # each image's draws are keyed by its index in the split
     clean = student_accuracy(bundle, data)
     table = {}
     for ch in channels:
@@ -149,7 +149,7 @@ def calibrate_stop_rule(
     k of `ks` below K_max and at K_max, through each channel at each SNR (keyed draws)."""
     ks = tuple(k for k in ks if k < bundle.k_max) or (max(1, bundle.k_max // 2),)
     raw = encode_raw_all(bundle, data.images)
-    index = np.arange(len(data))
+    index = data.index
     schedule = ks + (bundle.k_max,)
     cols = {"k": [], "logits": [], "snr": [], "gain": []}
     for ch in channels:
@@ -193,6 +193,7 @@ def simulate_point(
     seed: int = 0,
     rule: StopRule | None = None,
     prefixes: tuple[np.ndarray, np.ndarray] | None = None,
+    index: np.ndarray | None = None,
 ) -> dict:
     """One point of `rkdsc loopback --adapt`, offline: images `raw` complex [N, K_max] with
     `labels` int [N] (image i has draw index i) through `channel` at `snr_db`.
@@ -201,11 +202,12 @@ def simulate_point(
     fed back (`delay` images late, each message lost with probability `loss`; K = `rate` before
     any). "ir": increments of `ir_schedule(k0, rate, step)` until the stopping rule holds at
     `confidence`, a request is lost (the receiver decides with what it has) or K = `rate`.
+    `index`: the images' indices in their split (the keys of their draws; default 0..N-1).
     `prefixes`: "ir": `receive(raw, …, schedule, …)` already computed (shared by several
     confidences). Returns {accuracy, mean_channel_uses, requests_per_image, ...}.
     """
     n = len(labels)
-    index = np.arange(n)
+    index = np.arange(n) if index is None else np.asarray(index)
     if mode == "none":
         logits, _ = receive(raw, index, channel, snr_db, (rate,), seed, bundle)
         correct = logits[-1].argmax(1) == labels

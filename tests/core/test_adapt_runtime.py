@@ -20,7 +20,7 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def data():
-    return load_dataset("fmnist_subset", "test").take(40)
+    return load_dataset("fmnist_subset", "test").subset(40)
 
 
 def test_raw_prefix_normalised_is_the_k_code(tiny, data):

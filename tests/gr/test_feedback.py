@@ -131,10 +131,10 @@ def _scenario_versus_offline(bundle: str, confidence: float) -> dict:
 
     lb = _loopback(bundle, mode="ir", k0=4, confidence=confidence)
     bun = load_bundle(bundle)
-    data = load_dataset("fmnist", "test").take(60)
+    data = load_dataset("fmnist", "test").subset(60)  # the images the loopback sends
     raw = encode_raw_all(bun, data.images)
     off = simulate_point(
-        bun, raw, data.labels, "rayleigh", 5.0, "ir", 16, k0=4, confidence=confidence
+        bun, raw, data.labels, "rayleigh", 5.0, "ir", 16, confidence=confidence, index=data.index
     )
     return {"loopback": lb, "offline": off}
 
