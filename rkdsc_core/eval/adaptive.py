@@ -244,7 +244,7 @@ def simulate_point(
         requests += open_ & ~stop
         final[ends] = j
         open_ &= ~ends
-    decided = logits[final, index].argmax(1)
+    decided = logits[final, np.arange(n)].argmax(1)
     point = _point(decided == labels, np.asarray(schedule)[final], requests, final + 1)
     point["schedule"] = list(schedule)
     point["stopped_at"] = {str(k): int((final == j).sum()) for j, k in enumerate(schedule)}
