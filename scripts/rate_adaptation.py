@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from rkdsc_core.adapt import ir_schedule
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.eval.adaptive import encode_raw_all, receive, simulate_point
@@ -22,7 +24,8 @@ from rkdsc_core.runtime import load_bundle
 
 def measure(args) -> dict:
     bundle = load_bundle(args.bundle)
-    # the images `rkdsc loopback --n` sends (a seeded class-balanced subset), keyed by index
+    # the images `rkdsc loopback --n` sends (a seeded class-balanced subset); as there, image i
+    # of the subset has the draws of index i
     data = load_dataset(bundle.manifest["dataset"]["name"], "test").subset(args.n)
     raw = encode_raw_all(bundle, data.images)
     rule = bundle.stop_rule()
@@ -33,9 +36,7 @@ def measure(args) -> dict:
             t0 = time.monotonic()
             row = {"channel": ch, "snr_db": snr, "fixed": {}, "ir": {}}
             for k in [k for k in bundle.rates if k <= args.k_max]:  # the trained K
-                row["fixed"][str(k)] = simulate_point(
-                    bundle, raw, data.labels, ch, snr, "none", k, index=data.index
-                )
+                row["fixed"][str(k)] = simulate_point(bundle, raw, data.labels, ch, snr, "none", k)
             row["snr"] = simulate_point(
                 bundle,
                 raw,
@@ -45,9 +46,8 @@ def measure(args) -> dict:
                 "snr",
                 args.k_max,
                 target=args.target,
-                index=data.index,
             )
-            pre = receive(raw, data.index, ch, snr, schedule, 0, bundle)
+            pre = receive(raw, np.arange(len(raw)), ch, snr, schedule, 0, bundle)
             for c in args.confidences:
                 row["ir"][str(c)] = simulate_point(
                     bundle,
@@ -61,7 +61,6 @@ def measure(args) -> dict:
                     confidence=c,
                     rule=rule,
                     prefixes=pre,
-                    index=data.index,
                 )
             points.append(row)
             best = row["ir"][str(args.confidences[len(args.confidences) // 2])]

@@ -102,7 +102,7 @@ def rate_table(bundle: Bundle, data: ImageArrays, channels, snrs, seed: int = 0)
     """{channel: {snr_db, rates, accuracy [rate][snr], clean_accuracy, n, split}}: accuracy of
     every trained K through each channel (keyed draws), on `data` (validation images)."""
     raw = encode_raw_all(bundle, data.images)
-    index = data.index  # each image's draws are keyed by its index in the split
+    index = np.arange(len(data))  # image i's draws are keyed by i, as the loopback keys them
     clean = student_accuracy(bundle, data)
     table = {}
     for ch in channels:
@@ -149,7 +149,7 @@ def calibrate_stop_rule(
     k of `ks` below K_max and at K_max, through each channel at each SNR (keyed draws)."""
     ks = tuple(k for k in ks if k < bundle.k_max) or (max(1, bundle.k_max // 2),)
     raw = encode_raw_all(bundle, data.images)
-    index = data.index
+    index = np.arange(len(data))
     schedule = ks + (bundle.k_max,)
     cols = {"k": [], "logits": [], "snr": [], "gain": []}
     for ch in channels:
@@ -202,7 +202,7 @@ def simulate_point(
     fed back (`delay` images late, each message lost with probability `loss`; K = `rate` before
     any). "ir": increments of `ir_schedule(k0, rate, step)` until the stopping rule holds at
     `confidence`, a request is lost (the receiver decides with what it has) or K = `rate`.
-    `index`: the images' indices in their split (the keys of their draws; default 0..N-1).
+    `index`: the keys of the images' draws (default 0..N-1, as `rkdsc loopback` keys them).
     `prefixes`: "ir": `receive(raw, …, schedule, …)` already computed (shared by several
     confidences). Returns {accuracy, mean_channel_uses, requests_per_image, ...}.
     """

@@ -133,9 +133,7 @@ def _scenario_versus_offline(bundle: str, confidence: float) -> dict:
     bun = load_bundle(bundle)
     data = load_dataset("fmnist", "test").subset(60)  # the images the loopback sends
     raw = encode_raw_all(bun, data.images)
-    off = simulate_point(
-        bun, raw, data.labels, "rayleigh", 5.0, "ir", 16, confidence=confidence, index=data.index
-    )
+    off = simulate_point(bun, raw, data.labels, "rayleigh", 5.0, "ir", 16, confidence=confidence)
     return {"loopback": lb, "offline": off}
 
 
