@@ -4,6 +4,7 @@ IR stopping rule (issue 18), and optionally publish it as the default."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -126,7 +127,9 @@ def run(ctx: StageContext) -> dict:
     metrics = {"n_test": len(test), **clean_accuracy(bundle, test)}
     train = load_configured(cfg.data, "train")
     order, n_val = fit_then_val(train.labels, cfg)  # the images stage 2 held out
-    val = train.select(order[len(order) - n_val :]).subset(ex.rate_table_n)
+    val = dataclasses.replace(
+        train.select(order[len(order) - n_val :]).subset(ex.rate_table_n), split="validation"
+    )
     snrs = [float(s) for s in ex.rate_table_snrs]
     manifest["rate_table"] = rate_table(bundle, val, ex.rate_table_channels, snrs, cfg.seed)
     manifest["ir_stop_rule"] = calibrate_stop_rule(bundle, val).to_dict()
