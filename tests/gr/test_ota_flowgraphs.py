@@ -139,21 +139,25 @@ def test_recording_replays_to_the_same_decisions(tiny_bundle, compiled, tmp_path
         assert grc[i]["index"] == i and abs(grc[i]["snr_db"] - snr[i]) < 0.01
 
 
-def test_loopback_waveform_command(tiny_bundle, tmp_path):
-    out = tmp_path / "lb.json"
+def waveform_loopback(bundle: str, out: Path, *extra: str) -> dict:
+    """`rkdsc loopback --phy waveform` on 120 images; its JSON."""
     rkdsc(
         "loopback",
         "--phy",
         "waveform",
         "--bundle",
-        tiny_bundle,
+        bundle,
         "--n",
         "120",
-        "--snr=10,-5,-40",
         "--json",
         str(out),
+        *extra,
     )
-    rep = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_loopback_waveform_command(tiny_bundle, tmp_path):
+    rep = waveform_loopback(tiny_bundle, tmp_path / "lb.json", "--snr=10,-5,-40")
     assert rep["phy"] == "waveform" and rep["n"] == 120
     p10, p5, p40 = rep["points"]
     assert p10["frames_sent"] == p10["frames_detected"] == 120
@@ -174,23 +178,9 @@ def test_loopback_waveform_command(tiny_bundle, tmp_path):
 def test_loopback_waveform_multi_image_frames(tiny_bundle, tmp_path):
     """--images-per-frame 40: 120 images in 3 frames, every image decoded, a fraction of the
     one-image frame's channel uses."""
-    out = tmp_path / "lb.json"
-    rkdsc(
-        "loopback",
-        "--phy",
-        "waveform",
-        "--bundle",
-        tiny_bundle,
-        "--n",
-        "120",
-        "--snr",
-        "5",
-        "--images-per-frame",
-        "40",
-        "--json",
-        str(out),
-    )
-    (p,) = json.loads(out.read_text())["points"]
+    (p,) = waveform_loopback(
+        tiny_bundle, tmp_path / "lb.json", "--snr=5", "--images-per-frame", "40"
+    )["points"]
     assert (p["frames_sent"], p["frames_detected"], p["images_detected"]) == (3, 3, 120)
     from rkdsc_core.phy import FrameConfig
 
