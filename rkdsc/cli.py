@@ -223,6 +223,11 @@ def _channel_option(p: argparse.ArgumentParser, **kwargs) -> None:
     p.add_argument("--channel", choices=Names(_channels), metavar="CHANNEL", **kwargs)
 
 
+def _snr_option(p: argparse.ArgumentParser, help: str) -> None:
+    """`--snr`: comma-separated Es/N0 values in dB (default −10…24 step 2)."""
+    p.add_argument("--snr", type=A.listed(A.snr_db), default=list(range(-10, 25, 2)), help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = A.OneLineParser(prog="rkdsc", description=__doc__)
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -251,12 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", default="default", help="'default' or a bundle folder")
     p.add_argument("--clean", action="store_true", help="teacher and student accuracy, no channel")
     _channel_option(p, action="append", help="channel (repeatable): %(choices)s")
-    p.add_argument(
-        "--snr",
-        type=A.listed(A.snr_db),
-        default=list(range(-10, 25, 2)),
-        help="SNRs in dB, comma-separated (default -10..24 step 2)",
-    )
+    _snr_option(p, "SNRs in dB, comma-separated (default -10..24 step 2)")
     p.add_argument(
         "--rate", type=A.listed(A.integer(1)), default=None, help="K symbols per image: 16 or 4,16"
     )
@@ -305,12 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--phy", default="symbol", choices=["symbol", "waveform"])
     p.add_argument("--bundle", default="default", help="'default' or a bundle folder")
     _channel_option(p, default="awgn", help="%(choices)s (default %(default)s)")
-    p.add_argument(
-        "--snr",
-        type=A.listed(A.snr_db),
-        default=list(range(-10, 25, 2)),
-        help="SNRs in dB, a,b,c (inf: noiseless)",
-    )
+    _snr_option(p, "SNRs in dB, a,b,c (inf: noiseless)")
     p.add_argument("--rate", type=A.integer(1), default=16, help="K symbols per image")
     p.add_argument("--n", type=A.integer(1), default=None, help="test images (default: all)")
     p.add_argument("--split", default="test", choices=["train", "test"])

@@ -283,7 +283,7 @@ class FrameReceiver:
             raise FrameRejected("short", f"payload of N={n_img}, K={k} runs past {len(z)} samples")
         known_pos, known_val = self._known_frame(acq.header)
         total = self._pay_start + pl.length
-        first = self.lead - int(-self.offsets[0])  # = 1: room for the interpolator
+        first = 1  # one sample before tau: the cubic interpolator's reach (see `lead`)
         last = (total - 1) * cfg.sps + int(np.ceil(self.max_sco * total * cfg.sps)) + 2
         v = fse_stream(z, acq.tau, acq.cfo, acq.w, self.offsets, -first, last)
         sco = sco_search(v, first, known_pos, known_val, cfg.sps, self.max_sco, total)
@@ -348,27 +348,22 @@ class FrameReceiver:
         )
 
     # --- offline use --------------------------------------------------------------------------
-    def receive(self, z: np.ndarray, lo: int | None = None, hi: int | None = None) -> RxFrame:
-        """`acquire` then `finish`: one frame whose preamble starts in [lo, hi), or by default the
-        first frame `find_frames` decodes in z. Raises FrameRejected."""
-        if lo is None and hi is None:
-            if len(z) < self.lead + self.acquire_span:
-                raise FrameRejected("short", f"{len(z)} samples do not cover a header section")
-            # the reason of the candidate that got furthest (REASONS is in order of progress)
-            best = FrameRejected("no_preamble", "the detector found no preamble")
-            rank = FrameRejected.REASONS.index
-            for hit in Detector(self.cfg).scan(z):
-                try:
-                    return self.finish(z, self.acquire(z, self.candidates(hit)))
-                except FrameRejected as exc:
-                    if rank(exc.reason) >= rank(best.reason):
-                        best = exc
-            raise best
-        lo = self.lead if lo is None else lo
-        hi = len(z) if hi is None else hi
-        return self.finish(z, self.acquire(z, np.arange(lo, hi)))
+    def receive(self, z: np.ndarray) -> RxFrame:
+        """The first frame in z that `acquire` and `finish` decode. Raises FrameRejected with the
+        reason of the candidate that got furthest (REASONS is in order of progress)."""
+        if len(z) < self.lead + self.acquire_span:
+            raise FrameRejected("short", f"{len(z)} samples do not cover a header section")
+        best = FrameRejected("no_preamble", "the detector found no preamble")
+        rank = FrameRejected.REASONS.index
+        for hit in Detector(self.cfg).scan(z):
+            try:
+                return self.finish(z, self.acquire(z, self.candidates(hit)))
+            except FrameRejected as exc:
+                if rank(exc.reason) >= rank(best.reason):
+                    best = exc
+        raise best
 
-    def find_frames(self, z: np.ndarray, limit: int | None = None) -> list[RxFrame]:
+    def find_frames(self, z: np.ndarray) -> list[RxFrame]:
         """Every frame in a capture z (matched-filter output), in order; rejected candidates are
         skipped. For tests and offline replays: streaming receivers use `Detector`, `acquire` and
         `finish` the same way."""
@@ -385,8 +380,6 @@ class FrameReceiver:
             except FrameRejected:
                 continue
             frames.append(frame)
-            if limit is not None and len(frames) >= limit:
-                break
             pos = frame.tau + self.next_preamble(frame.header)
         return frames
 

@@ -6,13 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.runtime import load_bundle
-
-
-def dataset_labels(dataset: str = "fmnist", split: str = "test", root: str = "") -> np.ndarray:
-    """Labels of a dataset split by image index, int64 [n]."""
-    return np.asarray(load_dataset(dataset, split, root or None).labels, dtype=np.int64)
 
 
 def bundle_labels(

@@ -103,7 +103,7 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
     """Matched-filter output (input 0) and its per-repetition correlation (input 1, from
     `fft_filter_ccc` with `repetition_template`) → one symbol PDU per image (see `ota_rx`).
 
-    `delay` is how far this block's input lags the receiver input (filter histories), so that
+    Its input is aligned with the receiver input (FIR outputs keep item indices), so
     `sample_start` in the metadata indexes the receiver input (and a recording of it). `labels`,
     when given, maps image index → label for the `label` metadata (frames do not carry labels).
     """
@@ -111,7 +111,6 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
     def __init__(
         self,
         rx: FrameReceiver,
-        delay: int,
         bundle_id: int = -1,
         labels: Sequence[int] | None = None,
         detector_threshold: float = 2.3,
@@ -123,7 +122,6 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         cfg = rx.cfg
         self.detector = Detector(cfg, detector_threshold)
         self._corr_delay = (cfg.zc_length - 1) * cfg.sps  # corr[n] = input 1 at n + this
-        self._delay = int(delay)
         self._bundle_id = int(bundle_id)
         self._labels = None if labels is None else np.asarray(labels, dtype=np.int64)
         self._z = _Buffer()
@@ -252,7 +250,7 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         self.stats["frames"] += 1
         self.stats["images"] += h.images
         self.snr_db_sum += frame.snr_db
-        for pdu in self._image_pdus(frame, rx.burst_start(cand.tau) - self._delay):
+        for pdu in self._image_pdus(frame, rx.burst_start(cand.tau)):
             self.message_port_pub(PORT_OUT, pdu)
 
     def _image_pdus(self, frame: RxFrame, sample_start: int):
@@ -365,7 +363,6 @@ class ota_rx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         )
         self.deframer = ota_deframer(
             self.receiver,
-            delay=0,
             bundle_id=bundle_id,
             labels=labels,
             detector_threshold=threshold,
