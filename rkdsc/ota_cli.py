@@ -35,6 +35,12 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="N images per frame (tx, rx --mode sim); receivers read N from each header",
     )
     p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument(
+        "--data-root",
+        default=None,
+        help="dataset root for CIFAR / ImageFolder bundles (the images sent, and the labels a "
+        "receiver scores against)",
+    )
     radio = p.add_argument_group("radio (uhd, soapy)")
     radio.add_argument(
         "--samp-rate",
@@ -136,6 +142,7 @@ def cmd_tx(args: argparse.Namespace) -> int:
         sim,
         args.duration,
         _record_options(args),
+        args.data_root,
     )
     print(json_text(out))
     return 0
@@ -161,6 +168,7 @@ def cmd_rx(args: argparse.Namespace) -> int:
         _record_options(args),
         args.datatype,
         args.samp_rate,
+        args.data_root,
     )
     text = json_text(out)
     print(text)

@@ -110,3 +110,34 @@ def make_tiny_bundle(
         manifest["teacher"] = {"spec": teacher.spec.to_dict(), "params": count_params(teacher)}
         modules["teacher"] = teacher
     return save_bundle(path, manifest, modules)
+
+
+def make_imagefolder_tree(
+    root: Path, classes=("ant", "bee", "cat", "dog"), per_split=None, size: int = 20
+) -> Path:
+    """DIR/{train,test}/<class>/NNN.png, `size`×`size` RGB, class c brighter by 60·c: files sort
+    by class, as every ImageFolder export does. `per_split`: images per class per split
+    (default train 10, test 6)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (per_split or {"train": 10, "test": 6}).items():
+        for c, name in enumerate(classes):
+            folder = Path(root) / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                px = rng.integers(0, 60, (size, size, 3)) + 60 * c
+                Image.fromarray(px.astype(np.uint8)).save(folder / f"{i:03d}.png")
+    return Path(root)
+
+
+def imagefolder_spec(classes=("ant", "bee", "cat", "dog"), size: int = 16) -> dict:
+    """A bundle manifest's dataset spec for `make_imagefolder_tree`'s images at `size` px."""
+    return {
+        "name": "imagefolder",
+        "classes": list(classes),
+        "image_size": [size, size],
+        "channels": 3,
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+    }

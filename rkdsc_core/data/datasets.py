@@ -181,7 +181,10 @@ def load_cifar(name: str, split: str, root: str | None, download: bool = False) 
         )
     )
     if root is None:
-        raise RkdscError(f"{name} needs data.root=DIR (a folder holding {folder}/)")
+        raise RkdscError(
+            f"{name} needs its root: --data-root DIR (training: data.root=DIR), a folder holding "
+            f"{folder}/"
+        )
     if not download and not (Path(root) / folder).is_dir():
         raise RkdscError(
             f"{name} not found: expected {Path(root) / folder}/ (torchvision layout); put the "
@@ -203,7 +206,8 @@ def load_imagefolder(split: str, root: str | None, image_size: int | None) -> Im
 
     if root is None:
         raise RkdscError(
-            "imagefolder needs data.root=DIR with DIR/train/<class>/*.png and DIR/test"
+            "imagefolder needs its root: --data-root DIR (training: data.root=DIR) with "
+            "DIR/train/<class>/*.png and DIR/test"
         )
     folder = Path(root) / split
     if split == "test" and not folder.is_dir() and (Path(root) / "val").is_dir():

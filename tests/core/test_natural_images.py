@@ -25,29 +25,15 @@ PER_CLASS = {"train": 10, "test": 6}
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory) -> Path:
     """DIR/{train,test}/<class>/NNN.png, 20x20 RGB: files sort by class, as every export does."""
-    from PIL import Image
+    from rkdsc_core.testing import make_imagefolder_tree
 
-    root = tmp_path_factory.mktemp("imagefolder")
-    rng = np.random.default_rng(0)
-    for split, n in PER_CLASS.items():
-        for c, name in enumerate(CLASSES):
-            folder = root / split / name
-            folder.mkdir(parents=True)
-            for i in range(n):
-                px = rng.integers(0, 60, (20, 20, 3)) + 60 * c
-                Image.fromarray(px.astype(np.uint8)).save(folder / f"{i:03d}.png")
-    return root
+    return make_imagefolder_tree(tmp_path_factory.mktemp("imagefolder"), CLASSES, PER_CLASS)
 
 
 def _spec(size: int = 16, classes=CLASSES) -> dict:
-    return {
-        "name": "imagefolder",
-        "classes": list(classes),
-        "image_size": [size, size],
-        "channels": 3,
-        "mean": [0.485, 0.456, 0.406],
-        "std": [0.229, 0.224, 0.225],
-    }
+    from rkdsc_core.testing import imagefolder_spec
+
+    return imagefolder_spec(classes, size)
 
 
 @pytest.fixture(scope="module")

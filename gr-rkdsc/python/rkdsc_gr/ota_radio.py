@@ -158,6 +158,7 @@ def _transmit_side(
     device: str = "cpu",
     images_per_frame: int = 1,
     selection: str = "range",
+    data_root: str | None = None,
 ):
     """images → semantic_tx → ota_tx (N = `images_per_frame` images per frame) in `g`; returns
     ota_tx. `selection` (rkdsc_image_source): "range" = the first n images, numbered by their
@@ -175,7 +176,13 @@ def _transmit_side(
     if loop and image_rate <= 0:
         raise RkdscError("--n 0 (loop over the dataset) needs --image-rate > 0")
     source = image_source(
-        bun.dataset, split, n_images=n, loop=loop, max_rate=image_rate, selection=selection
+        bun.dataset,
+        split,
+        n_images=n,
+        loop=loop,
+        max_rate=image_rate,
+        root=data_root or "",
+        selection=selection,
     )
     encoder = semantic_tx(bundle, rate, device)
     tx = ota_tx(
@@ -244,9 +251,11 @@ def run_tx(
     sim: SimConfig | None = None,
     duration: float | None = None,
     record_opts: RecordConfig | None = None,
+    data_root: str | None = None,
 ) -> dict:
-    """Transmit `n` images (0: loop at `image_rate`). file / sim need `record` (the SigMF base);
-    uhd / soapy may record what they send. Returns a summary dict."""
+    """Transmit `n` images (0: loop at `image_rate`) of the bundle's dataset (at `data_root` for
+    CIFAR / ImageFolder bundles). file / sim need `record` (the SigMF base); uhd / soapy may record
+    what they send. Returns a summary dict."""
     _check_mode(mode)
     radio, sim = radio or RadioConfig(), sim or SimConfig()
     opts = record_opts or RecordConfig()
@@ -264,6 +273,7 @@ def run_tx(
         image_rate or (100.0 if hardware else 0.0),
         radio.if_offset,
         images_per_frame=radio.images_per_frame,
+        data_root=data_root,
     )
     desc = f"rkdsc tx --mode {mode}: K={rate}, bundle {bundle}"
     if mode == "sim":
@@ -323,6 +333,7 @@ def run_rx(
     record_opts: RecordConfig | None = None,
     datatype: str = "",
     samp_rate: float | None = None,
+    data_root: str | None = None,
 ) -> dict:
     """Receive: replay `input_path` (file: a SigMF recording of any datatype `sigmf_io` reads, or
     a raw capture of `datatype` at `samp_rate`), simulate `n` images through the air (sim), or
@@ -363,6 +374,7 @@ def run_rx(
             radio.if_offset,
             images_per_frame=radio.images_per_frame,
             selection="balanced",
+            data_root=data_root,
         )
         source = ota_channel(sim.snr_db, sim.cfo, sim.sco_ppm, sim.taps, seed=sim.seed)
         g.tb.connect(tx, source)
@@ -375,7 +387,7 @@ def run_rx(
         doppler=doppler,
         if_offset=radio.if_offset,
         # frames carry no labels: those of the images sent (another process sends a range)
-        labels=bundle_labels(bundle, split, n=n if mode == "sim" else None),
+        labels=bundle_labels(bundle, split, data_root or "", n=n if mode == "sim" else None),
         max_rate=bun.k_max,
         bundle_id=bundle_id(bundle),  # another bundle's frames: rejected, counted in "bundle"
     )
