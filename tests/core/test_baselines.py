@@ -10,25 +10,26 @@ import pytest
 import torch
 
 from rkdsc_core.eval import baselines as bl
-from rkdsc_core.eval import digital_link as dl
+from rkdsc_core.eval.baselines import modem
+from rkdsc_core.eval.baselines import source_coding as sc
 
 
 @pytest.mark.parametrize("m", [4, 16, 64])
 def test_qam_round_trip_and_unit_power(m: int) -> None:
-    pts, labels = dl.qam_constellation(m)
+    pts, labels = modem.qam_constellation(m)
     assert np.isclose(np.mean(np.abs(pts) ** 2), 1.0)
     assert len({tuple(x) for x in labels}) == m  # every label once
     rng = np.random.default_rng(0)
     bps = int(math.log2(m))
     bits = rng.integers(0, 2, (50, 8 * bps)).astype(np.uint8)
-    y = dl.modulate(bits, m)
+    y = modem.modulate(bits, m)
     assert y.shape == (50, 8) and y.dtype == np.complex64
-    llr = dl.demap_llr(y, np.full(y.shape, 0.01), m)
+    llr = modem.demap_llr(y, np.full(y.shape, 0.01), m)
     np.testing.assert_array_equal((llr < 0).astype(np.uint8), bits)  # LLR = log P(0)/P(1)
 
 
 def test_gray_neighbours_differ_in_one_bit() -> None:
-    pts, labels = dl.qam_constellation(16)
+    pts, labels = modem.qam_constellation(16)
     d = np.abs(pts[:, None] - pts[None])
     nearest = np.isclose(d, d[d > 0].min())
     for i, j in zip(*np.nonzero(nearest)):
@@ -48,7 +49,7 @@ def test_capacity_bound() -> None:
 
 def test_int_bits_round_trip() -> None:
     v = np.arange(16)
-    np.testing.assert_array_equal(dl.bits_to_int(dl.int_to_bits(v, 4)), v)
+    np.testing.assert_array_equal(sc.bits_to_int(sc.int_to_bits(v, 4)), v)
 
 
 def test_feature_quantizer_round_trip() -> None:
@@ -67,13 +68,13 @@ def test_feature_quantizer_round_trip() -> None:
 def test_jpeg_shared_header_round_trip() -> None:
     rng = np.random.default_rng(2)
     imgs = rng.integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
-    parts = [dl.jpeg_split(im, 50) for im in imgs]
+    parts = [sc.jpeg_split(im, 50) for im in imgs]
     assert len({h for h, _ in parts}) == 1  # header shared by all images
     for im, (h, s) in zip(imgs, parts):
-        out = dl.jpeg_join(h, dl.bits_to_bytes(dl.bytes_to_bits(s)), (28, 28, 1))
+        out = sc.jpeg_join(h, sc.bits_to_bytes(sc.bytes_to_bits(s)), (28, 28, 1))
         assert out is not None and out.shape == (28, 28, 1)
         assert np.mean(np.abs(out.astype(float) - im)) < 60
-    dl.jpeg_join(parts[0][0], b"\x00" * 5, (28, 28, 1))  # a corrupted scan must not raise
+    sc.jpeg_join(parts[0][0], b"\x00" * 5, (28, 28, 1))  # a corrupted scan must not raise
 
 
 def test_no_cat_and_capacity_on_tiny_bundle(tmp_path) -> None:

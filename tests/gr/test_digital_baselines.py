@@ -32,7 +32,7 @@ def test_noiseless_llr_round_trip(codes, name) -> None:
 
 @pytest.mark.parametrize(("name", "m"), [("polar32_4", 4), ("polar64_32", 16), ("ldpc", 4)])
 def test_high_snr_link_is_bit_exact(codes, name, m) -> None:
-    from rkdsc_core.eval.digital_link import coded_link
+    from rkdsc_core.eval.baselines.modem import coded_link
 
     code = codes[name]
     rng = np.random.default_rng(1)

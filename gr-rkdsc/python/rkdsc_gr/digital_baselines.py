@@ -1,7 +1,7 @@
 """GNU Radio `gnuradio.fec` block codes for the digital baselines (issue 11).
 
-Each code is a `rkdsc_core.eval.digital_link.BlockCode`: `encode(uint8 [F, k]) → uint8 [F, n]` and
-`decode(float32 LLR [F, n]) → uint8 [F, k]`, LLR = log P(0)/P(1). Both run the generic gr-fec
+Each code is a `rkdsc_core.eval.baselines.modem.BlockCode`: `encode(uint8 [F, k]) → uint8 [F, n]`
+and `decode(float32 LLR [F, n]) → uint8 [F, k]`, LLR = log P(0)/P(1). Both run the generic gr-fec
 encoder/decoder objects inside `fec.encoder` / `fec.decoder` blocks, one short flowgraph per batch
 (all frames of one SNR point in one `tb.run()`): `fec.extended_*` hier blocks (threading,
 puncturing, annihilators) are not needed for fixed-size frames.

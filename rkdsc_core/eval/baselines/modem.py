@@ -1,14 +1,12 @@
-"""The digital links of the separate source/channel-coding baselines (`eval/baselines.py`): Gray
-M-QAM, max-log LLR demapping, bit packing, JPEG with shared tables, and one coded frame per image
-through the keyed channel draws. Pure numpy / Pillow / torch; the channel code itself comes in as a
+"""The modem of the digital baselines: Gray M-QAM, max-log LLR demapping, and one coded frame per
+image through the keyed channel draws. Pure numpy / torch; the channel code itself comes in as a
 `BlockCode` (GNU Radio's gr-fec, from `rkdsc_gr.digital_baselines`), so nothing here imports
-gnuradio. Conventions as in `eval/baselines.py`: symbols complex64 [N, K] at unit average power,
-LLRs log P(b=0)/P(b=1) float32, bits uint8 0/1.
+gnuradio. Symbols complex64 [N, K] at unit average power, LLRs log P(b=0)/P(b=1) float32, bits
+uint8 0/1.
 """
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable
 from typing import Protocol
@@ -109,67 +107,6 @@ def digital_channel(
     x = torch.from_numpy(np.ascontiguousarray(symbols, np.complex64))
     out = apply_keyed(ch, x, float(snr_db), np.arange(len(x)), seed)
     return out.symbols.numpy(), noise_variance(out.snr_eff_db.double().numpy())
-
-
-# --------------------------------------------------------------------------------------------------
-# bits
-
-
-def int_to_bits(values: np.ndarray, nbits: int) -> np.ndarray:
-    """int [...] → uint8 [..., nbits], MSB first."""
-    v = np.asarray(values, np.int64)[..., None]
-    return ((v >> np.arange(nbits - 1, -1, -1)) & 1).astype(np.uint8)
-
-
-def bits_to_int(bits: np.ndarray) -> np.ndarray:
-    """uint8 [..., nbits] (MSB first) → int64 [...]."""
-    nb = bits.shape[-1]
-    return bits.astype(np.int64) @ (1 << np.arange(nb - 1, -1, -1))
-
-
-# --------------------------------------------------------------------------------------------------
-# JPEG with shared tables
-
-
-def jpeg_split(image: np.ndarray, quality: int) -> tuple[bytes, bytes]:
-    """uint8 [H, W, C] → (header up to the end of SOS, entropy-coded scan + EOI).
-
-    With fixed size, quality and Pillow's standard Huffman tables the header is the same for every
-    image, so both ends can share it and only the scan needs to be sent.
-    """
-    from PIL import Image
-
-    img = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=quality, optimize=False)
-    data = buf.getvalue()
-    i = data.find(b"\xff\xda")
-    sos_len = int.from_bytes(data[i + 2 : i + 4], "big")
-    cut = i + 2 + sos_len
-    return data[:cut], data[cut:]
-
-
-def jpeg_join(header: bytes, scan: bytes, shape: tuple[int, int, int]) -> np.ndarray | None:
-    """(header, scan bytes) → uint8 [H, W, C], or None when Pillow cannot decode it."""
-    from PIL import Image
-
-    try:
-        img = Image.open(io.BytesIO(header + scan))
-        img.load()
-        arr = np.asarray(img.convert("L" if shape[2] == 1 else "RGB"), np.uint8)
-    except Exception:  # corrupted stream: the receiver detects a failed frame
-        return None
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    return arr if arr.shape == tuple(shape) else None
-
-
-def bytes_to_bits(data: bytes) -> np.ndarray:
-    return np.unpackbits(np.frombuffer(data, np.uint8))
-
-
-def bits_to_bytes(bits: np.ndarray) -> bytes:
-    return np.packbits(bits.astype(np.uint8)).tobytes()
 
 
 # --------------------------------------------------------------------------------------------------
