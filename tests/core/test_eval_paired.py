@@ -44,7 +44,7 @@ def test_rkdsc_and_baselines_see_identical_h_and_noise(tiny, monkeypatch):
     b, data, train = tiny
     seen = _record(monkeypatch)
     snr_sweep(b, data, "rayleigh", [2.0], 8, seed=5)
-    bl.no_cat(b, data, train, "rayleigh", [2.0], 8, seed=5)
+    bl.no_cat(bl.BaselineRun(b, data, train, "rayleigh", [2.0], 8, seed=5))
 
     def feats(sl):
         return torch.from_numpy(bl.student_features(b, data.images[sl]))

@@ -78,7 +78,9 @@ def test_image_digital_decodes_at_high_snr(tmp_path) -> None:
     rng = np.random.default_rng(4)
     imgs = (rng.integers(0, 4, (12, 28, 28, 1)) * 60).astype(np.uint8)
     data = ImageArrays("t", "test", imgs, np.zeros(12, np.int64), b.classes)
-    pts, info = bl.image_digital(b, data, "awgn", [30.0], make_code, max_images=12)
+    pts, info = bl.image_digital(
+        bl.BaselineRun(b, data, data, "awgn", [30.0], 16, make_code), max_images=12
+    )
     assert pts[0]["accuracy"] == pytest.approx(info["decoded_clean_accuracy"])
     assert info["channel_uses"] > 16
 

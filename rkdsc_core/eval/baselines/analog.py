@@ -8,27 +8,22 @@ import numpy as np
 import torch
 
 from rkdsc_core.channels import apply_keyed, make_channel
-from rkdsc_core.data.datasets import ImageArrays
-from rkdsc_core.eval.baselines.features import student_features, student_head_classes
+from rkdsc_core.eval.baselines.features import (
+    BaselineRun,
+    student_features,
+    student_head_classes,
+)
 from rkdsc_core.eval.baselines.source_coding import Pca
 from rkdsc_core.eval.harness import point
-from rkdsc_core.runtime import Bundle
 
 
-def no_cat(
-    bundle: Bundle,
-    data: ImageArrays,
-    train: ImageArrays,
-    channel: str,
-    snrs,
-    rate: int,
-    seed: int = 0,
-) -> tuple[list[dict], dict]:
+def no_cat(r: BaselineRun) -> tuple[list[dict], dict]:
     """The student feature sent directly as analog symbols, no CAT: the top 2K PCA coefficients
     (fitted on `train`; all D dims when D ≤ 2K) as K complex symbols, each image power-normalised;
     the receiver (MMSE-equalised symbols) rescales by the mean training norm, reconstructs the
     feature and classifies it with the student's own head."""
-    ftr = student_features(bundle, train.images)
+    bundle, data, rate = r.bundle, r.data, r.rate
+    ftr = student_features(bundle, r.train.images)
     pca = Pca.fit(ftr, 2 * rate)
     dims = pca.basis.shape[0]
 
@@ -42,10 +37,10 @@ def no_cat(
     _, tr_scale = to_symbols(ftr)
     scale = float(tr_scale.mean())
     sym, _ = to_symbols(student_features(bundle, data.images))
-    ch = make_channel(channel)
+    ch = make_channel(r.channel)
     pts = []
-    for s in snrs:
-        out = apply_keyed(ch, torch.from_numpy(sym), float(s), np.arange(len(sym)), seed)
+    for s in r.snrs:
+        out = apply_keyed(ch, torch.from_numpy(sym), float(s), np.arange(len(sym)), r.seed)
         y = out.symbols.numpy() * scale
         c = np.zeros((len(y), 2 * rate))
         c[:, 0::2], c[:, 1::2] = y.real, y.imag

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from rkdsc_core.channels import db_to_linear, linear_to_db
+from rkdsc_core.eval.baselines.features import BaselineRun
 
 
 def capacity_snr_db(rate: int, num_classes: int) -> float:
@@ -35,3 +36,21 @@ def capacity_bound_curve(
         acc = accuracy_at_tx * (1 - p_out) + p_out / num_classes
         pts.append({"snr_db": float(s), "accuracy": float(acc)})
     return pts
+
+
+def capacity_bound(r: BaselineRun) -> tuple[list[dict], dict]:
+    """The capacity-bound baseline: `capacity_bound_curve` at the run's K, with what it means."""
+    c = len(r.bundle.classes)
+    acc = r.accuracy_at_tx if r.accuracy_at_tx is not None else 1.0
+    pts = capacity_bound_curve(r.snrs, r.rate, c, r.channel, acc)
+    inf = {
+        "snr_db_threshold": capacity_snr_db(r.rate, c),
+        "accuracy_at_tx": acc,
+        "model": "outage bound (block Rayleigh)"
+        if r.channel.startswith("rayleigh")
+        else "AWGN step at K·log2(1+SNR) = log2 C",
+        "meaning": "SNR above which the label can be sent with vanishing error (long "
+        "codes); not an accuracy upper bound at finite K: below it a short code still "
+        "delivers the right label part of the time (label-digital lies above the step)",
+    }
+    return pts, inf

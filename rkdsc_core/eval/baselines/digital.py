@@ -12,13 +12,13 @@ import math
 
 import numpy as np
 
-from rkdsc_core.data.datasets import ImageArrays
 from rkdsc_core.eval.baselines.features import (
+    BaselineRun,
     classify_images,
     student_features,
     student_head_classes,
 )
-from rkdsc_core.eval.baselines.modem import CodeFactory, coded_link
+from rkdsc_core.eval.baselines.modem import coded_link
 from rkdsc_core.eval.baselines.source_coding import (
     FeatureQuantizer,
     bits_to_bytes,
@@ -55,28 +55,21 @@ def choose_quantizer(
     return best
 
 
-def label_digital(
-    bundle: Bundle,
-    data: ImageArrays,
-    channel: str,
-    snrs,
-    rate: int,
-    code_factory: CodeFactory,
-    seed: int = 0,
-) -> tuple[list[dict], dict]:
+def label_digital(r: BaselineRun) -> tuple[list[dict], dict]:
     """Classify at the transmitter (student + its own head), send ⌈log2 C⌉ bits with a polar code at
     the lowest rate that fits K symbols of QPSK (block length the largest power of two ≤ 2K)."""
+    bundle, data, rate = r.bundle, r.data, r.rate
     c = len(bundle.classes)
     kb = max(1, math.ceil(math.log2(c)))
     n = 2 ** int(math.floor(math.log2(2 * rate)))
     if n < kb:
         raise ValueError(f"K={rate} QPSK symbols cannot carry {kb} label bits")
-    code = code_factory("polar", n=n, k=kb)
+    code = r.code_factory("polar", n=n, k=kb)
     cls = student_head_classes(bundle, student_features(bundle, data.images))
     bits = int_to_bits(cls, kb)
     pts = []
-    for s in snrs:
-        got = np.minimum(bits_to_int(coded_link(bits, code, 4, channel, s, seed)), c - 1)
+    for s in r.snrs:
+        got = np.minimum(bits_to_int(coded_link(bits, code, 4, r.channel, s, r.seed)), c - 1)
         pts.append(point({"snr_db": float(s)}, got == data.labels))
     info = {
         "payload_bits": kb,
@@ -90,31 +83,22 @@ def label_digital(
     return pts, info
 
 
-def feature_digital(
-    bundle: Bundle,
-    data: ImageArrays,
-    train: ImageArrays,
-    channel: str,
-    snrs,
-    rate: int,
-    code_factory: CodeFactory,
-    m: int = 4,
-    code_rate: float = 0.5,
-    seed: int = 0,
-) -> tuple[list[dict], dict]:
+def feature_digital(r: BaselineRun, m: int = 4, code_rate: float = 0.5) -> tuple[list[dict], dict]:
     """Student feature → PCA + scalar quantiser (designed on `train`) → polar code (rate
     `code_rate`, block length the largest power of two ≤ K·log2 M) → M-QAM; the receiver
     reconstructs the feature and classifies it with the student's own head."""
+    bundle, data = r.bundle, r.data
     bps = int(math.log2(m))
-    n = 2 ** int(math.floor(math.log2(rate * bps)))
+    n = 2 ** int(math.floor(math.log2(r.rate * bps)))
     kb = int(n * code_rate)
-    code = code_factory("polar", n=n, k=kb)
-    q = choose_quantizer(bundle, student_features(bundle, train.images), train.labels, kb)
+    code = r.code_factory("polar", n=n, k=kb)
+    q = choose_quantizer(bundle, student_features(bundle, r.train.images), r.train.labels, kb)
     bits = q.encode(student_features(bundle, data.images))
     clean = student_head_classes(bundle, q.decode(bits))
     pts = []
-    for s in snrs:
-        got = student_head_classes(bundle, q.decode(coded_link(bits, code, m, channel, s, seed)))
+    for s in r.snrs:
+        rx = coded_link(bits, code, m, r.channel, s, r.seed)
+        got = student_head_classes(bundle, q.decode(rx))
         pts.append(point({"snr_db": float(s)}, got == data.labels))
     info = {
         "payload_bits": kb,
@@ -129,19 +113,15 @@ def feature_digital(
 
 
 def image_digital(
-    bundle: Bundle,
-    data: ImageArrays,
-    channel: str,
-    snrs,
-    code_factory: CodeFactory,
+    r: BaselineRun,
     quality: int = 50,
     alist: str = "n_1800_k_0902_gap_28.alist",
     max_images: int = 300,
-    seed: int = 0,
 ) -> tuple[list[dict], dict]:
     """JPEG (Pillow, shared header) → LDPC → QPSK, one frame per image at the image's own length
     (it cannot fit K symbols); the receiver decodes the JPEG and classifies it with the student."""
-    code = code_factory("ldpc", alist=alist)
+    bundle, data = r.bundle, r.data
+    code = r.code_factory("ldpc", alist=alist)
     n_img = min(len(data), max_images)
     images, labels = data.images[:n_img], data.labels[:n_img]
     headers, scans = zip(*(jpeg_split(im, quality) for im in images))
@@ -153,18 +133,18 @@ def image_digital(
     payload = np.zeros((n_img, f * code.k), np.uint8)
     for i, s in enumerate(scans):
         payload[i, : 8 * len(s)] = bytes_to_bits(s)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(r.seed)
     dec_imgs = [jpeg_join(header, s, bundle.image_shape) for s in scans]
     clean = classify_images(bundle, dec_imgs, rng)
     pts = []
     dead = 0  # consecutive SNR points (descending) where no image got through
     skipped_below = None
-    for s in sorted(snrs, reverse=True):
+    for s in sorted(r.snrs, reverse=True):
         if dead >= 2:  # LDPC at 25 iterations on hopeless frames is the slow part: stop measuring
             skipped_below = float(s) if skipped_below is None else skipped_below
             pts.append({"snr_db": float(s), "accuracy": 1.0 / len(bundle.classes)})
             continue
-        got_bits = coded_link(payload, code, 4, channel, s, seed)
+        got_bits = coded_link(payload, code, 4, r.channel, s, r.seed)
         rx = [
             jpeg_join(header, bits_to_bytes(got_bits[i, : nbits[i]]), bundle.image_shape)
             for i in range(n_img)

@@ -1,18 +1,39 @@
-"""Student features and the student's own head for the baselines that send a feature or an image:
-uint8 images [N, H, W, C] → float32 features [N, D] → int64 classes [N]. Within `feature_cache()`
-(one `run_baselines` call) the features of an image set are computed once.
+"""What the baselines share: the `BaselineRun` each is given, and the student's features and own
+head (uint8 images [N, H, W, C] → float32 features [N, D] → int64 classes [N]). Within
+`feature_cache()` (one `run_baselines` call) the features of an image set are computed once.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from rkdsc_core.data.datasets import ImageArrays
 from rkdsc_core.data.transforms import to_tensor
+from rkdsc_core.eval.baselines.modem import CodeFactory
 from rkdsc_core.runtime import Bundle
+
+
+@dataclass(frozen=True)
+class BaselineRun:
+    """What every baseline is given: the methods compared at one (channel, K) see the same test
+    images `data`, SNRs and seed; `train` designs quantisers/PCA or trains learned ones;
+    `code_factory` (gr-fec, handed in from the GNU Radio side) is needed by the digital ones."""
+
+    bundle: Bundle
+    data: ImageArrays
+    train: ImageArrays
+    channel: str
+    snrs: list[float]
+    rate: int
+    code_factory: CodeFactory | None = None
+    seed: int = 0
+    accuracy_at_tx: float | None = None
+
 
 _FEATURES: dict[tuple, np.ndarray] = {}  # filled during one run_baselines call, then cleared
 _CACHE_ON = False
