@@ -125,7 +125,7 @@ def check_bundle() -> Check:
         "default bundle",
         WARN,
         f"missing at {path}",
-        "rkdsc train --config training/configs/fmnist.yaml",
+        "rkdsc train --config rkdsc_train/configs/fmnist.yaml",
     )
 
 

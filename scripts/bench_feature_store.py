@@ -7,7 +7,7 @@ embedded teacher (`<out_dir>/teacher/teacher.safetensors`, default: the whole tr
 unless `--clip-n 0`, the paper's CLIP ViT-B/32 architecture (random weights: timing only) on the
 first `--clip-n` images. Writes `results/bench_feature_store.json` with provenance.
 
-    .venv/bin/python scripts/bench_feature_store.py --config training/configs/fmnist.yaml
+    .venv/bin/python scripts/bench_feature_store.py --config rkdsc_train/configs/fmnist.yaml
 """
 
 from __future__ import annotations
@@ -206,7 +206,7 @@ def bench_teacher(cfg, teacher, data, norm, store_root, views, make_student, arg
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="training/configs/fmnist.yaml")
+    ap.add_argument("--config", default="rkdsc_train/configs/fmnist.yaml")
     ap.add_argument("--n", type=int, default=None, help="training images (default: all)")
     ap.add_argument("--clip-n", type=int, default=512, help="images for the CLIP run; 0 skips")
     ap.add_argument("--batch-size", type=int, default=None, help="default: stage1.batch_size")

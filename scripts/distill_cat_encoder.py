@@ -51,7 +51,7 @@ def prefixes(raw: torch.Tensor, rates) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def validate(cat, head, feats, labels, seed: int = 0) -> dict:
-    """stage_stage2.validate's three points (K = 16, SNR unknown at the encoder)."""
+    """stages.stage2.validate's three points (K = 16, SNR unknown at the encoder)."""
     res = {}
     for name, snr in (("awgn", 0.0), ("awgn", -5.0), ("rayleigh", 5.0)):
         g = torch.Generator().manual_seed(seed)

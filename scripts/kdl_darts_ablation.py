@@ -1,7 +1,7 @@
 """KDL-DARTS ablation (issue 5): a λ sweep, plain DARTS and a hand-designed CNN, each trained
 from scratch by stage-1 KD and scored on the full test split.
 
-    .venv/bin/python scripts/kdl_darts_ablation.py --config training/configs/fmnist.yaml
+    .venv/bin/python scripts/kdl_darts_ablation.py --config rkdsc_train/configs/fmnist.yaml
 
 Every variant lives in `<out_dir>/ablation/<variant>/{search,stage1}` and is reused when its
 `metrics.json` exists (so the command can be re-run, or split with `--variants` across processes
@@ -30,8 +30,8 @@ from rkdsc_core.provenance import provenance
 from rkdsc_core.seeding import seed_everything
 from rkdsc_core.torch_utils import count_params
 from rkdsc_train.context import StageContext
-from rkdsc_train.stage_search import configure_cpu, search, student_arch
-from rkdsc_train.stage_stage1 import teacher_reference, train_student, with_views
+from rkdsc_train.stages.search import configure_cpu, search, student_arch
+from rkdsc_train.stages.stage1 import teacher_reference, train_student, with_views
 
 log = logging.getLogger("kdl_darts_ablation")
 

@@ -99,7 +99,7 @@ CASES = [
     for opt, vals in opts.items()
     for val in vals
 ]
-CASES += [["train", "--config", "training/configs/smoke.yaml", *o] for o in TRAIN_BAD]
+CASES += [["train", "--config", "rkdsc_train/configs/smoke.yaml", *o] for o in TRAIN_BAD]
 CASES += [["train", "--config", "/nonexistent.yaml"], ["train"], ["doctor", "--bogus"]]
 CASES += [["grc-path", "extra"], ["nosuchcommand"], []]
 CASES += [[cmd, "--no-such-option"] for cmd in TABLE]

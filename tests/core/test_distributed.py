@@ -28,7 +28,7 @@ from rkdsc_core import distributed
 from rkdsc_core.runtime import Bundle
 
 REPO = Path(__file__).resolve().parents[2]
-SMOKE = str(REPO / "training" / "configs" / "smoke.yaml")
+SMOKE = str(REPO / "rkdsc_train" / "configs" / "smoke.yaml")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
 LOSS_RTOL, ACC_ATOL = 0.08, 0.10
 

@@ -15,6 +15,7 @@ from rkdsc_core.data.transforms import Normalisation, random_crop_flip, to_tenso
 from rkdsc_core.errors import ConfigError, RkdscError
 
 REPO = Path(__file__).resolve().parents[2]
+SMOKE_CFG = str(REPO / "rkdsc_train" / "configs" / "smoke.yaml")
 PY = sys.executable
 RKDSC = [PY, "-m", "rkdsc.cli"]
 
@@ -62,7 +63,7 @@ def test_resolved_config_round_trips(tmp_path):
 
 
 def test_shipped_configs_resolve():
-    for f in sorted((REPO / "training" / "configs").glob("*.yaml")):
+    for f in sorted((REPO / "rkdsc_train" / "configs").glob("*.yaml")):
         load_config(f)
 
 
@@ -161,7 +162,7 @@ def test_doctor_reports_missing_gnuradio_in_one_line():
 
 def test_cli_unknown_config_key_is_one_line(tmp_path):
     out = subprocess.run(
-        [*RKDSC, "train", "--config", str(REPO / "training/configs/smoke.yaml"), "stage1.nope=1"],
+        [*RKDSC, "train", "--config", SMOKE_CFG, "stage1.nope=1"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -88,7 +88,7 @@ BAD_CONFIG = [
 @pytest.mark.parametrize("override,key", BAD_CONFIG)
 def test_out_of_range_config_values_fail_at_load_naming_the_key(override, key):
     with pytest.raises(ConfigError) as err:
-        load_config("training/configs/smoke.yaml", [override])
+        load_config("rkdsc_train/configs/smoke.yaml", [override])
     msg = str(err.value)
     assert f"'{key}'" in msg and "\n" not in msg
 
@@ -96,7 +96,7 @@ def test_out_of_range_config_values_fail_at_load_naming_the_key(override, key):
 def test_shipped_configs_pass_the_range_checks():
     from pathlib import Path
 
-    for path in sorted(Path("training/configs").glob("*.yaml")):
+    for path in sorted(Path("rkdsc_train/configs").glob("*.yaml")):
         load_config(path)  # raises on a bad value
     cfg = load_config(None, ["teacher.epochs=0", "data.val_fraction=0", "stage2.rates=[1,64]"])
     assert cfg.teacher.epochs == 0 and cfg.stage2.rates == [1, 64]

@@ -13,7 +13,7 @@ PACKAGES = {
     "rkdsc": REPO / "rkdsc",
     "rkdsc_core": REPO / "rkdsc_core",
     "rkdsc_gr": REPO / "gr-rkdsc" / "python" / "rkdsc_gr",
-    "rkdsc_train": REPO / "training",
+    "rkdsc_train": REPO / "rkdsc_train",
 }
 ABOVE_CORE = ("gnuradio", "pmt", "rkdsc_gr", "rkdsc_train", "rkdsc")
 

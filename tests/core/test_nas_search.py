@@ -92,7 +92,7 @@ def _ctx(tmp_path, name, resume=False, **search):
 
 
 def test_search_stage_writes_outputs_and_resumes(tmp_path):
-    from rkdsc_train.stage_search import search
+    from rkdsc_train.stages.search import search
 
     data = synthetic_data("train", 96)
     first = search(_ctx(tmp_path, "search", epochs=1), data)
@@ -111,8 +111,8 @@ def test_search_stage_writes_outputs_and_resumes(tmp_path):
 
 def test_stage1_trains_the_searched_student_and_the_loader_reads_it(tmp_path):
     from rkdsc_core.nas.student import student_spec
-    from rkdsc_train.stage_search import student_arch
-    from rkdsc_train.stage_stage1 import train_student
+    from rkdsc_train.stages.search import student_arch
+    from rkdsc_train.stages.stage1 import train_student
 
     ctx = _ctx(tmp_path, "stage1")
     train, test = synthetic_data("train", 96), synthetic_data("test", 40)
@@ -132,7 +132,7 @@ def test_stage1_trains_the_searched_student_and_the_loader_reads_it(tmp_path):
 
 def test_stage1_stem_stride_sets_the_students_resolution(tmp_path):
     from rkdsc_core.config import ConfigError, load_config
-    from rkdsc_train.stage_search import derived_size, student_arch
+    from rkdsc_train.stages.search import derived_size, student_arch
 
     data, g = synthetic_data("train", 8), _tiny_genotype()
     sizes = {}
@@ -168,8 +168,8 @@ def _tiny_genotype():
 def test_stored_views_shift_images_and_switch_targets(tmp_path):
     from rkdsc_core.distill.batches import StoredViews
     from rkdsc_core.nas.student import student_spec
-    from rkdsc_train.stage_search import student_arch
-    from rkdsc_train.stage_stage1 import train_student
+    from rkdsc_train.stages.search import student_arch
+    from rkdsc_train.stages.stage1 import train_student
 
     base = synthetic_data("train", 64)
     rng = np.random.default_rng(3)

@@ -107,7 +107,9 @@ def test_eval_n_spans_every_class_and_records_the_images(tree, rgb_bundle, tmp_p
 def test_training_stages_load_images_only_through_the_config(tree):
     cfg = DataConfig(name="imagefolder", root=str(tree), image_size=16, test_limit=4)
     assert load_configured(cfg, "test").images.shape == (4, 16, 16, 3)
-    for path in sorted((REPO / "training").glob("stage_*.py")):
+    stages = sorted((REPO / "rkdsc_train" / "stages").glob("*.py"))
+    assert len(stages) >= 7, stages
+    for path in stages:
         called = {
             node.func.id
             for node in ast.walk(ast.parse(path.read_text()))

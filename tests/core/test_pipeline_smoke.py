@@ -14,7 +14,7 @@ import pytest
 from rkdsc_core.runtime import Bundle
 
 REPO = Path(__file__).resolve().parents[2]
-SMOKE = str(REPO / "training" / "configs" / "smoke.yaml")
+SMOKE = str(REPO / "rkdsc_train" / "configs" / "smoke.yaml")
 
 
 def _train(out: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
@@ -129,7 +129,7 @@ def test_finetune_phase_resumes_its_learning_rate():
     import torch
 
     from rkdsc_core.config import Stage2Config
-    from rkdsc_train.stage_stage2 import FinetunePhase
+    from rkdsc_train.stages.stage2 import FinetunePhase
 
     s2 = Stage2Config(epochs=2, batch_size=10, finetune_epochs=2, finetune_lr=1e-3)
     w = torch.nn.Parameter(torch.zeros(3))

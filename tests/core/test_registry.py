@@ -96,7 +96,7 @@ def test_unknown_stage_lists_the_stages(tmp_path):
     from rkdsc_train.pipeline import STAGES, run_pipeline
 
     with pytest.raises(UnknownNameError, match="unknown stage 'stage3' \\(choose from teacher, "):
-        run_pipeline(REPO / "training/configs/smoke.yaml", [f"out_dir={tmp_path}"], ["stage3"])
+        run_pipeline(REPO / "rkdsc_train/configs/smoke.yaml", [f"out_dir={tmp_path}"], ["stage3"])
     assert STAGES.names()[0] == "teacher" and STAGES.names()[-1] == "export"
 
 

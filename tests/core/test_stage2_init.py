@@ -11,7 +11,7 @@ from rkdsc_core.errors import RkdscError
 def test_init_from_bundle_copies_cat_and_head(tmp_path):
     from rkdsc_core.runtime import load_bundle
     from rkdsc_core.testing import make_tiny_bundle
-    from rkdsc_train.stage_stage2 import init_from_bundle
+    from rkdsc_train.stages.stage2 import init_from_bundle
 
     path = make_tiny_bundle(tmp_path / "b")
     src = load_bundle(path)

@@ -12,7 +12,7 @@ from rkdsc_core.data.transforms import Normalisation
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.models.teacher import load_teacher
 from rkdsc_train.pipeline import run_pipeline
-from rkdsc_train.stage_teacher import accuracy
+from rkdsc_train.stages.teacher import accuracy
 
 
 def _cfg(tmp_path, **teacher):

@@ -51,7 +51,7 @@ from rkdsc_core.torch_utils import count_params, cpu_state
 from rkdsc_train.artifacts import load_stage1_student
 from rkdsc_train.context import StageContext
 from rkdsc_train.loop import train_epoch
-from rkdsc_train.stage_stage2 import FinetunePhase, cat_config, fit_then_val
+from rkdsc_train.stages.stage2 import FinetunePhase, cat_config, fit_then_val
 from rkdsc_train.targets import teacher_targets
 
 log = logging.getLogger(__name__)

@@ -1,2 +1,2 @@
 """rkdsc_train: stage orchestration over rkdsc_core (teacher → store → search → stage1 → stage2 →
-export) and the YAML configs in `training/configs/`."""
+export; one module per stage in `stages/`) and the YAML configs in `configs/`."""

@@ -37,7 +37,7 @@ from rkdsc_core.nas.student import student_from_spec, student_spec
 from rkdsc_core.provenance import provenance
 from rkdsc_core.torch_utils import count_params, cpu_state
 from rkdsc_train.context import StageContext
-from rkdsc_train.stage_search import GENOTYPE_FILE, configure_cpu, load_train_data, student_arch
+from rkdsc_train.stages.search import GENOTYPE_FILE, configure_cpu, load_train_data, student_arch
 
 log = logging.getLogger(__name__)
 

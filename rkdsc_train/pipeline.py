@@ -26,13 +26,13 @@ log = logging.getLogger(__name__)
 STAGES: Registry[str] = Registry(
     "stage",
     {
-        "teacher": "rkdsc_train.stage_teacher:run",
-        "store": "rkdsc_train.stage_store:run",
-        "search": "rkdsc_train.stage_search:run",
-        "stage1": "rkdsc_train.stage_stage1:run",
-        "stage2": "rkdsc_train.stage_stage2:run",
-        "baselines": "rkdsc_train.stage_baselines:run",
-        "export": "rkdsc_train.stage_export:run",
+        "teacher": "rkdsc_train.stages.teacher:run",
+        "store": "rkdsc_train.stages.store:run",
+        "search": "rkdsc_train.stages.search:run",
+        "stage1": "rkdsc_train.stages.stage1:run",
+        "stage2": "rkdsc_train.stages.stage2:run",
+        "baselines": "rkdsc_train.stages.baselines:run",
+        "export": "rkdsc_train.stages.export:run",
     },
 )
 # Stages rank 0 runs alone under torchrun (no training in them; last in STAGES, so the other ranks
