@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from rkdsc_core.data.spec import DatasetSpec
-from rkdsc_core.errors import RkdscError
+from rkdsc_core.errors import RkdscError, one_line
 from rkdsc_core.registry import Registry
 from rkdsc_core.torch_utils import count_params, cpu_state  # noqa: F401 - count_params: re-export
 from rkdsc_core.transceiver import Receiver, Transmitter, fold_batchnorm
@@ -156,17 +156,13 @@ def read_manifest(path: str | Path) -> dict:
     try:
         manifest = yaml.safe_load(mf.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise RkdscError(f"bundle manifest {mf} is not valid YAML: {_one_line(exc)}") from None
+        raise RkdscError(f"bundle manifest {mf} is not valid YAML: {one_line(exc)}") from None
     except RecursionError:
         raise RkdscError(f"bundle manifest {mf} is nested too deeply") from None
     if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
         raise RkdscError(f"bundle manifest {mf} is not format_version {FORMAT_VERSION}")
     check_manifest(manifest, mf)
     return manifest
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
 
 
 def _is_int(v, lo: int = 1) -> bool:
@@ -273,7 +269,7 @@ def load_component(path: str | Path, name: str, manifest: dict | None = None) ->
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RkdscError(
             f"bundle {path}: the spec of component '{name}' is malformed "
-            f"({type(exc).__name__}: {_one_line(exc)})"
+            f"({type(exc).__name__}: {one_line(exc)})"
         ) from None
     try:
         module.load_state_dict(state, strict=True)

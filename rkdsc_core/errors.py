@@ -7,3 +7,8 @@ class RkdscError(Exception):
 
 class ConfigError(RkdscError, ValueError):
     """An unknown, conflicting or ill-typed configuration key; the message names the key."""
+
+
+def one_line(exc: Exception) -> str:
+    """An exception's message on one line (UHD's and YAML's span several; the CLI prints one)."""
+    return " ".join(str(exc).split())

@@ -15,10 +15,10 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from gnuradio import channels, gr
+from gnuradio import gr
 
-from rkdsc_core.channels import noise_voltage
 from rkdsc_core.phy.pulse import normalize_taps
+from rkdsc_gr import _channel_blocks
 from rkdsc_gr.ota_tx import frame_config
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 #: The 3-tap channel of the acceptance test (sample-spaced, before normalisation).
 DEFAULT_TAPS = (1.0 + 0.0j, 0.5 * np.exp(2.1j), 0.25 * np.exp(-0.8j))
 FADING = ("none", "rayleigh", "rician")
-SINUSOIDS = 32  # fading_model's N
 
 
 class ota_channel(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
@@ -70,29 +69,20 @@ class ota_channel(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         cfg = frame_config(sps=sps, papr_db=papr_db)
         self._es = cfg.symbol_energy
         self.taps = normalize_taps(np.asarray(taps, complex), cfg.sps, cfg.rolloff, cfg.span)
-        self.model = channels.channel_model(
-            noise_voltage=float(noise_voltage(float(snr_db), self._es)),
-            frequency_offset=float(cfo),
-            epsilon=1.0 + float(sco_ppm) * 1e-6,
-            taps=[complex(t) for t in self.taps],
-            noise_seed=int(seed),
-            block_tags=False,
-        )
+        epsilon = 1.0 + float(sco_ppm) * 1e-6
+        self.model = _channel_blocks.channel_model(snr_db, self._es, cfo, epsilon, self.taps, seed)
         if fading == "none":
             self.fading = None
             self.connect(self, self.model, self)
         else:
-            self.fading = channels.fading_model(
-                SINUSOIDS,
-                float(fd_ts) / cfg.sps,
-                fading == "rician",
-                float(k_factor),
-                int(seed) + 1,
+            fd_ts_sample = float(fd_ts) / cfg.sps
+            self.fading = _channel_blocks.fading_model(
+                fd_ts_sample, fading == "rician", k_factor, seed
             )
             self.connect(self, self.fading, self.model, self)
 
     def set_snr(self, snr_db: float) -> None:
-        self.model.set_noise_voltage(float(noise_voltage(float(snr_db), self._es)))
+        _channel_blocks.set_snr(self.model, snr_db, self._es)
 
     def set_cfo(self, cfo: float) -> None:
         self.model.set_frequency_offset(float(cfo))

@@ -6,8 +6,8 @@
     rx:  { file: SigMF replay   sim: images → … → ota_channel   uhd / soapy: radio source }
          → ota_rx → semantic_rx → accuracy_sink (+ decision log), optionally recording the input
 
-Radio drivers are imported only in their mode; with no device attached their constructors raise
-RuntimeError, reported as a one-line RkdscError.
+Radios are built by `rkdsc_gr.radios` (drivers imported only in their mode; with no device attached
+a one-line RkdscError).
 """
 
 from __future__ import annotations
@@ -22,26 +22,12 @@ from rkdsc_core.errors import RkdscError
 from rkdsc_core.runtime import load_bundle
 from rkdsc_gr.ota_channel import DEFAULT_TAPS
 from rkdsc_gr.ota_loopback import bundle_id
+from rkdsc_gr.radios import RadioConfig, radio_sink, radio_source
 
 log = logging.getLogger(__name__)
 
 MODES = ("sim", "uhd", "soapy", "file")
 POLL_S = 0.05
-
-
-@dataclass
-class RadioConfig:
-    """Radio settings (uhd / soapy). `device`: UHD address ("" = first found) or Soapy arguments
-    ("driver=hackrf[,serial=…]"); `if_offset`: burst offset from the carrier, cycles/sample;
-    `images_per_frame`: N images per frame at the transmitter (the receiver reads N from each
-    header)."""
-
-    samp_rate: float = 2e6
-    freq: float = 915e6
-    gain: float = 0.0
-    device: str = ""
-    if_offset: float = 0.0
-    images_per_frame: int = 1
 
 
 @dataclass
@@ -77,69 +63,6 @@ class RecordConfig:
 class _Graph:
     tb: gr.top_block
     blocks: dict = field(default_factory=dict)
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())  # UHD's messages span lines; the CLI prints one
-
-
-def radio_sink(mode: str, radio: RadioConfig):
-    """A USRP or Soapy sink tuned `if_offset·samp_rate` below the carrier (bursts keep tx_sob /
-    tx_eob); RkdscError when no device answers."""
-    tune = radio.freq - radio.if_offset * radio.samp_rate
-    try:
-        if mode == "uhd":
-            from gnuradio import uhd
-
-            sink = uhd.usrp_sink(radio.device, uhd.stream_args(cpu_format="fc32", channels=[0]), "")
-            sink.set_samp_rate(radio.samp_rate)
-            sink.set_center_freq(tune, 0)
-            sink.set_gain(radio.gain, 0)
-            return sink
-        from gnuradio import soapy
-
-        device = radio.device or "driver=hackrf"
-        sink = soapy.sink(device, "fc32", 1, "", "", [""], [""])
-        sink.set_sample_rate(0, radio.samp_rate)
-        sink.set_frequency(0, tune)
-        if "hackrf" in device:  # as GRC's HackRF sink: VGA only, the +14 dB amplifier off
-            sink.set_gain(0, "AMP", 0.0)
-            sink.set_gain(0, "VGA", min(max(radio.gain, 0.0), 47.0))
-        else:
-            sink.set_gain(0, radio.gain)
-        return sink
-    except RuntimeError as exc:
-        raise RkdscError(f"no {mode} transmitter answered ({_one_line(exc)})") from None
-
-
-def radio_source(mode: str, radio: RadioConfig):
-    """A USRP or Soapy source tuned like `radio_sink`; RkdscError when no device answers."""
-    tune = radio.freq - radio.if_offset * radio.samp_rate
-    try:
-        if mode == "uhd":
-            from gnuradio import uhd
-
-            src = uhd.usrp_source(radio.device, uhd.stream_args(cpu_format="fc32", channels=[0]))
-            src.set_samp_rate(radio.samp_rate)
-            src.set_center_freq(tune, 0)
-            src.set_gain(radio.gain, 0)
-            return src
-        from gnuradio import soapy
-
-        device = radio.device or "driver=hackrf"
-        src = soapy.source(device, "fc32", 1, "", "", [""], [""])
-        src.set_sample_rate(0, radio.samp_rate)
-        src.set_frequency(0, tune)
-        if "hackrf" in device:  # amplifier off; LNA (0-40 dB, 8 dB steps) first, then VGA
-            lna = min(max(radio.gain, 0.0), 40.0) // 8 * 8
-            src.set_gain(0, "AMP", 0.0)
-            src.set_gain(0, "LNA", lna)
-            src.set_gain(0, "VGA", min(max(radio.gain - lna, 0.0), 62.0) // 2 * 2)
-        else:
-            src.set_gain(0, radio.gain)
-        return src
-    except RuntimeError as exc:
-        raise RkdscError(f"no {mode} receiver answered ({_one_line(exc)})") from None
 
 
 def _check_mode(mode: str) -> None:
@@ -277,9 +200,7 @@ def run_tx(
     )
     desc = f"rkdsc tx --mode {mode}: K={rate}, bundle {bundle}"
     if mode == "sim":
-        from rkdsc_gr.ota_channel import ota_channel
-
-        chan = ota_channel(sim.snr_db, sim.cfo, sim.sco_ppm, sim.taps, seed=sim.seed)
+        chan = _sim_air(sim)
         rec = _recorder(
             g,
             record,
@@ -339,11 +260,6 @@ def run_rx(
     a raw capture of `datatype` at `samp_rate`), simulate `n` images through the air (sim), or
     listen to a radio for `duration` seconds (until Ctrl-C when None). Returns accuracy and
     receiver stats."""
-    from rkdsc_gr.accuracy_sink import accuracy_sink
-    from rkdsc_gr.ota_decision_log import ota_decision_log
-    from rkdsc_gr.ota_rx import ota_rx
-    from rkdsc_gr.semantic_rx import semantic_rx
-
     _check_mode(mode)
     radio, sim = radio or RadioConfig(), sim or SimConfig()
     opts = record_opts or RecordConfig()
@@ -352,19 +268,10 @@ def run_rx(
         raise RkdscError(f"--input and --datatype are for --mode file, not --mode {mode}")
     g = _Graph(gr.top_block("rkdsc_rx"))
     if mode == "file":
-        from rkdsc_gr.sigmf_io import ota_sigmf_source
-
-        if not input_path:
-            raise RkdscError("--mode file replays a recording: give --input FILE")
-        try:
-            source = ota_sigmf_source(input_path, False, datatype, samp_rate or 0.0)
-        except (OSError, ValueError) as exc:
-            raise RkdscError(f"cannot replay: {exc}") from None
-        radio.samp_rate, radio.freq = source.samp_rate, source.center_freq or radio.freq
+        source = _replay(input_path, datatype, samp_rate, radio)
     elif mode == "sim":
-        from rkdsc_gr.ota_channel import ota_channel
-
-        tx = _transmit_side(  # measured in this process: the images `rkdsc eval --n` scores
+        # measured in this process: the images `rkdsc eval --n` scores
+        tx = _transmit_side(
             g,
             bundle,
             n,
@@ -376,29 +283,20 @@ def run_rx(
             selection="balanced",
             data_root=data_root,
         )
-        source = ota_channel(sim.snr_db, sim.cfo, sim.sco_ppm, sim.taps, seed=sim.seed)
+        source = _sim_air(sim)
         g.tb.connect(tx, source)
     else:
         source = radio_source(mode, radio)
     from rkdsc_gr.labels import bundle_labels
 
-    bun = load_bundle(bundle)
-    rx = ota_rx(
-        doppler=doppler,
-        if_offset=radio.if_offset,
-        # frames carry no labels: those of the images sent (another process sends a range)
-        labels=bundle_labels(bundle, split, data_root or "", n=n if mode == "sim" else None),
-        max_rate=bun.k_max,
-        bundle_id=bundle_id(bundle),  # another bundle's frames: rejected, counted in "bundle"
-    )
-    decoder = semantic_rx(bundle)
-    sink = accuracy_sink(json_path or "")
-    g.tb.connect(source, rx)
-    g.tb.msg_connect(rx, "out", decoder, "in")
-    g.tb.msg_connect(decoder, "out", sink, "in")
+    # frames carry no labels: those of the images sent (another process sends a range)
+    labels = bundle_labels(bundle, split, data_root or "", n=n if mode == "sim" else None)
+    rx, sink = _receive_side(g, source, bundle, labels, doppler, radio.if_offset, json_path)
     if decisions:  # held in g.blocks: a gateway block whose Python object is collected crashes
+        from rkdsc_gr.ota_decision_log import ota_decision_log
+
         g.blocks["decisions"] = ota_decision_log(decisions)
-        g.tb.msg_connect(decoder, "out", g.blocks["decisions"], "in")
+        g.tb.msg_connect(g.blocks["decoder"], "out", g.blocks["decisions"], "in")
     if record:
         rec = _recorder(g, record, radio, "rkdsc ota_rx", f"rkdsc rx --mode {mode}", opts)
         g.tb.connect(source, rec)
@@ -412,3 +310,48 @@ def run_rx(
         "rx": rx.stats(),
         "seconds": seconds,
     }
+
+
+def _replay(input_path: str | None, datatype: str, samp_rate: float | None, radio: RadioConfig):
+    """The SigMF (or raw) replay source; sets `radio`'s rate and carrier from the recording."""
+    from rkdsc_gr.sigmf_io import ota_sigmf_source
+
+    if not input_path:
+        raise RkdscError("--mode file replays a recording: give --input FILE")
+    try:
+        source = ota_sigmf_source(input_path, False, datatype, samp_rate or 0.0)
+    except (OSError, ValueError) as exc:
+        raise RkdscError(f"cannot replay: {exc}") from None
+    radio.samp_rate, radio.freq = source.samp_rate, source.center_freq or radio.freq
+    return source
+
+
+def _sim_air(sim: SimConfig):
+    """The simulated air of `rkdsc tx` / `rkdsc rx --mode sim`."""
+    from rkdsc_gr.ota_channel import ota_channel
+
+    return ota_channel(sim.snr_db, sim.cfo, sim.sco_ppm, sim.taps, seed=sim.seed)
+
+
+def _receive_side(
+    g: _Graph, source, bundle: str, labels, doppler: float, if_offset: float, json_path: str
+):
+    """source → ota_rx → semantic_rx → accuracy_sink in `g`; returns (ota_rx, accuracy_sink)."""
+    from rkdsc_gr.accuracy_sink import accuracy_sink
+    from rkdsc_gr.ota_rx import ota_rx
+    from rkdsc_gr.semantic_rx import semantic_rx
+
+    rx = ota_rx(
+        doppler=doppler,
+        if_offset=if_offset,
+        labels=labels,
+        max_rate=load_bundle(bundle).k_max,
+        bundle_id=bundle_id(bundle),  # another bundle's frames: rejected, counted in "bundle"
+    )
+    decoder = semantic_rx(bundle)
+    sink = accuracy_sink(json_path or "")
+    g.tb.connect(source, rx)
+    g.tb.msg_connect(rx, "out", decoder, "in")
+    g.tb.msg_connect(decoder, "out", sink, "in")
+    g.blocks.update(rx=rx, decoder=decoder, sink=sink)
+    return rx, sink

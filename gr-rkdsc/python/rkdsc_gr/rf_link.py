@@ -2,17 +2,19 @@
 
 Modes: `sim` (GNU Radio's `channels.channel_model`: AWGN at an Es/N0, CFO, timing ratio, static
 taps), `loopback` (a wire), `uhd` (USRP sink + source) and `soapy` (SoapySDR sink + source, e.g.
-HackRF). A driver module is imported only when its mode is chosen; with no radio attached its
-constructor raises RuntimeError.
+HackRF). The channel is built by `_channel_blocks`, the radios by `rkdsc_gr.radios` (the same
+tuning and gain rules as `rkdsc tx` / `rkdsc rx`): a driver module is imported only when its mode
+is chosen; with no radio attached the constructor raises RuntimeError (`radios.NoRadio`).
 """
 
 from __future__ import annotations
 
 import logging
 
-from gnuradio import blocks, channels, gr
+from gnuradio import blocks, gr
 
-from rkdsc_core.channels import noise_voltage
+from rkdsc_gr import _channel_blocks
+from rkdsc_gr.radios import RadioConfig, radio_sink, radio_source, set_frequency, set_gain
 
 log = logging.getLogger(__name__)
 
@@ -61,81 +63,40 @@ class rf_link(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         self.mode = mode
         self._signal_power = float(signal_power)
         self._sim = self._sink = self._source = None
+        self._device = device
         if mode == "sim":
-            self._sim = channels.channel_model(
-                noise_voltage=noise_voltage(snr_db, self._signal_power),
-                frequency_offset=float(freq_offset),
-                epsilon=float(epsilon),
-                taps=[complex(t) for t in taps],
-                noise_seed=int(seed),
-                block_tags=False,
+            self._sim = _channel_blocks.channel_model(
+                snr_db, self._signal_power, freq_offset, epsilon, taps, seed
             )
             self.connect(self, self._sim, self)
         elif mode == "loopback":
             wire = blocks.copy(gr.sizeof_gr_complex)
             self.connect(self, wire, self)
-        elif mode == "uhd":
-            self._sink, self._source = _uhd_pair(device, samp_rate, center_freq, tx_gain, rx_gain)
-            self.connect(self, self._sink)
-            self.connect(self._source, self)
         else:
-            self._sink, self._source = _soapy_pair(device, samp_rate, center_freq, tx_gain, rx_gain)
+            if mode == "soapy" and not device.startswith("driver="):
+                raise ValueError(f"soapy mode needs device='driver=NAME[,…]', got {device!r}")
+            self._sink = radio_sink(mode, RadioConfig(samp_rate, center_freq, tx_gain, device))
+            self._source = radio_source(mode, RadioConfig(samp_rate, center_freq, rx_gain, device))
             self.connect(self, self._sink)
             self.connect(self._source, self)
 
     def set_snr(self, snr_db: float) -> None:
         if self._sim is not None:
-            self._sim.set_noise_voltage(noise_voltage(snr_db, self._signal_power))
+            _channel_blocks.set_snr(self._sim, snr_db, self._signal_power)
 
     def set_freq_offset(self, freq_offset: float) -> None:
         if self._sim is not None:
             self._sim.set_frequency_offset(float(freq_offset))
 
     def set_center_freq(self, freq: float) -> None:
-        if self.mode == "uhd":
-            self._sink.set_center_freq(freq, 0)
-            self._source.set_center_freq(freq, 0)
-        elif self.mode == "soapy":
-            self._sink.set_frequency(0, freq)
-            self._source.set_frequency(0, freq)
+        if self._sink is not None:
+            set_frequency(self._sink, self.mode, freq)
+            set_frequency(self._source, self.mode, freq)
 
     def set_tx_gain(self, gain: float) -> None:
-        if self.mode == "uhd":
-            self._sink.set_gain(gain, 0)
-        elif self.mode == "soapy":
-            self._sink.set_gain(0, gain)
+        if self._sink is not None:
+            set_gain(self._sink, self.mode, self._device, gain, tx=True)
 
     def set_rx_gain(self, gain: float) -> None:
-        if self.mode == "uhd":
-            self._source.set_gain(gain, 0)
-        elif self.mode == "soapy":
-            self._source.set_gain(0, gain)
-
-
-def _uhd_pair(device: str, samp_rate: float, freq: float, tx_gain: float, rx_gain: float):
-    """(usrp_sink, usrp_source) tuned alike; RuntimeError when no USRP answers."""
-    from gnuradio import uhd
-
-    args = uhd.stream_args(cpu_format="fc32", channels=[0])
-    sink = uhd.usrp_sink(device, args, "")
-    source = uhd.usrp_source(device, args)
-    for dev, gain in ((sink, tx_gain), (source, rx_gain)):
-        dev.set_samp_rate(samp_rate)
-        dev.set_center_freq(freq, 0)
-        dev.set_gain(gain, 0)
-    return sink, source
-
-
-def _soapy_pair(device: str, samp_rate: float, freq: float, tx_gain: float, rx_gain: float):
-    """(soapy.sink, soapy.source) tuned alike; RuntimeError when the device is absent."""
-    from gnuradio import soapy
-
-    if not device.startswith("driver="):
-        raise ValueError(f"soapy mode needs device='driver=NAME[,…]', got {device!r}")
-    sink = soapy.sink(device, "fc32", 1, "", "", [""], [""])
-    source = soapy.source(device, "fc32", 1, "", "", [""], [""])
-    for dev, gain in ((sink, tx_gain), (source, rx_gain)):
-        dev.set_sample_rate(0, samp_rate)
-        dev.set_frequency(0, freq)
-        dev.set_gain(0, gain)
-    return sink, source
+        if self._source is not None:
+            set_gain(self._source, self.mode, self._device, gain, tx=False)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 from collections import deque
 
-from gnuradio import blocks, channels, gr
+from gnuradio import blocks, gr
 
-from rkdsc_core.channels import noise_voltage
+from rkdsc_gr import _channel_blocks
 from rkdsc_gr._symbol_stream import LEAD, symbol_collector, symbol_feeder, symbol_source
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 #: The channels this block implements: every name of `rkdsc_core.channels.CHANNELS`, the registry
 #: (tests/gr/test_blocks.py checks this tuple and the GRC enum against it).
 CHANNELS = ("awgn", "rayleigh", "rayleigh_fast", "rician")
-SINUSOIDS = 32  # fading_model's N: |h|² of the held gains is exponential within ~0.5 %
 BLOCK_FDTS = 0.3  # Doppler of the process sampled once per image: successive images ≈ independent
 NOISE_BUFFER = 512  # items; GNU Radio's smallest buffer for complex samples (one 4 KiB page)
 
@@ -76,14 +75,7 @@ class symbol_channel(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         self.feeder = symbol_feeder(fifo, chunks, snr_db, max_symbols, hold, keeps_csi=False)
         self.source = symbol_source(chunks, with_ctl=hold)
         self.collector = symbol_collector(fifo, with_csi=fading)
-        self._noise = channels.channel_model(
-            noise_voltage=noise_voltage(snr_db),
-            frequency_offset=0.0,
-            epsilon=1.0,
-            taps=[1.0 + 0.0j],
-            noise_seed=int(seed),
-            block_tags=False,
-        )
+        self._noise = _channel_blocks.channel_model(snr_db, seed=seed)
         # channel_model's noise source runs ahead of the signal by a whole buffer; a small one
         # makes set_snr take effect within ~512 symbols instead of ~8k
         self._noise.set_max_output_buffer(NOISE_BUFFER)
@@ -95,12 +87,9 @@ class symbol_channel(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         if not fading:
             self.connect(to_stream, self._noise, self.collector)
             return
-        self._fader = channels.fading_model(
-            SINUSOIDS,
-            BLOCK_FDTS if hold else float(fd_ts),
-            channel == "rician",
-            float(k_factor),
-            int(seed) + 1,
+        fd_ts_symbol = BLOCK_FDTS if hold else fd_ts
+        self._fader = _channel_blocks.fading_model(
+            fd_ts_symbol, channel == "rician", k_factor, seed
         )
         zero = blocks.multiply_const_cc(0.0)
         one = blocks.add_const_cc(1.0)
@@ -130,7 +119,7 @@ class symbol_channel(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
     def set_snr(self, snr_db: float) -> None:
         """New Es/N0 (dB). PDUs fed from now on carry it in `snr_db`; the noise follows within
         ~512 symbols (noise already generated into channel_model's buffer keeps the old level)."""
-        self._noise.set_noise_voltage(noise_voltage(snr_db))
+        _channel_blocks.set_snr(self._noise, snr_db)
         self.feeder.set_snr(snr_db)
 
     def set_fd_ts(self, fd_ts: float) -> None:
