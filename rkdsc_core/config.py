@@ -55,6 +55,8 @@ class TeacherConfig:
     batch_size: int = 128
     lr: float = 1e-3  # AdamW peak LR, linear warm-up then cosine to 0
     warmup_epochs: float = 0.3
+    # stop after this many epochs without a better validation accuracy (0: off; `epochs` is the cap)
+    early_stop_patience: int = 0
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     augment: bool = True  # random shift (±2 px) and horizontal flip
@@ -182,6 +184,9 @@ class Stage2Config:
     # fine-tune (its CAT must have the shape the cat_* keys give)
     init_from: str | None = None
     val_limit: int = 2000  # held-out training images used to pick the best epoch
+    # stop the main phase after this many epochs without a better validation score (0: off;
+    # `epochs` is the cap and the one-cycle schedule spans it; the low-SNR phase then runs in full)
+    early_stop_patience: int = 0
     # Optional low-SNR phase after `epochs`: the same losses with the SNR drawn from
     # [channel.snr_min_db, finetune_snr_max_db], the learning rate cosine-decayed from finetune_lr.
     finetune_epochs: int = 0
@@ -204,6 +209,9 @@ class BaselinesConfig:
     deepjscc_width: int = 32
     single_stage_epochs: int = 6  # fresh student + CAT + head through the channel, no stage 1
     teacher_cat_epochs: int = 10  # frozen teacher embedding → fresh CAT + head
+    # each baseline stops after this many epochs without a better validation score (0: off; its
+    # `*_epochs` is then the cap, over which the one-cycle schedule runs), as stage2's key
+    early_stop_patience: int = 0
 
 
 @dataclass

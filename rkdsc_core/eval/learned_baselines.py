@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -29,11 +30,14 @@ from torch import nn
 from rkdsc_core.bundle import load_component
 from rkdsc_core.channels import ChannelMix, apply_keyed, make_channel
 from rkdsc_core.data.datasets import ImageArrays
+from rkdsc_core.data.subsets import validation_split
 from rkdsc_core.data.transforms import to_tensor
 from rkdsc_core.eval.harness import point
+from rkdsc_core.eval.validation import score_points
 from rkdsc_core.models.deepjscc_cnn import DeepJsccCnn
 from rkdsc_core.runtime import Bundle
 from rkdsc_core.torch_utils import count_params
+from rkdsc_core.training_loop import EarlyStopping, fit, train_epoch
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,8 @@ def deepjscc_cnn(
     steps: int = 600,
     batch_size: int = 128,
     seed: int = 0,
+    epochs: int = 1,
+    patience: int = 0,
 ) -> tuple[list[dict], dict]:
     """DeepJSCC-CNN from the bundle (or trained here for `steps` Adam steps on `train`), swept
     over `snrs` on `data`."""
@@ -59,36 +65,95 @@ def deepjscc_cnn(
     mix, mix_cfg = _mix(bundle)
     h, w, c = bundle.image_shape
     model = DeepJsccCnn(c, rate, len(bundle.classes))
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    labels = torch.from_numpy(train.labels.astype(np.int64))
-    t0 = time.time()
-    model.train()
-    for step in range(steps):
-        idx = rng.integers(0, len(train), batch_size)
-        x = to_tensor(train.images[idx], bundle.norm)
-        out = mix(model.encode(x), generator=gen)
-        loss = nn.functional.cross_entropy(model.decode(out.symbols), labels[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % 200 == 0:
-            log.info("deepjscc-cnn step %d loss %.3f", step, float(loss.detach()))
-    train_s = time.time() - t0
-    pts = _sweep_deepjscc(model.eval(), bundle, data, channel, snrs, seed)
+
+    def logits(idx, channel=mix, snr=None, g=gen):
+        sym = model.encode(to_tensor(train.images[idx], bundle.norm))
+        out = channel(sym, generator=g) if snr is None else channel(sym, snr, generator=g)
+        return model.decode(out.symbols)
+
+    budget = Budget(steps, batch_size, lr=2e-3, epochs=epochs, patience=patience, seed=seed)
+    fitted = _train_here("deepjscc-cnn", [model], logits, train.labels, budget)
+    pts = _sweep_deepjscc(model, bundle, data, channel, snrs, seed)
     info = {
         "source": "trained by rkdsc eval (no trained copy in the bundle)",
         "channel_uses": rate,
         "params": count_params(model),
-        "train_steps": steps,
-        "batch_size": batch_size,
-        "train_images": len(train),
-        "train_seconds": round(train_s, 1),
+        **fitted,
         "train_channel_mix": dict(mix_cfg) if mix_cfg else "awgn+rayleigh, -10..20 dB",
         "note": "short budget: a lower bound on what this architecture reaches",
     }
     return pts, info
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The on-the-fly trainer's budget: `epochs` of `steps` Adam steps (learning rate `lr`) on
+    batches of `batch_size` training images drawn with replacement; with `patience` > 0, early
+    stopping on a held-out tenth of the training images at `VAL_POINTS` (best epoch restored)."""
+
+    steps: int
+    batch_size: int
+    lr: float = 1e-3
+    epochs: int = 1
+    patience: int = 0
+    seed: int = 0
+
+
+def _train_here(name: str, modules: list[nn.Module], logits, labels: np.ndarray, b: Budget):
+    """Train `modules` with cross-entropy through `rkdsc_core.training_loop.fit`: `logits(idx)`
+    → logits [B, C] of training images `idx` (int64 [B]) through the training channel mix, and
+    `logits(idx, channel, snr, generator)` through a validation channel. Returns the budget's
+    part of the info dict; the modules end in eval mode."""
+    params = [p for m in modules for p in m.parameters()]
+    opt = torch.optim.Adam(params, lr=b.lr)
+    rng = np.random.default_rng(b.seed)
+    pool, val = np.arange(len(labels)), np.arange(0)
+    if b.patience:
+        pool, val = validation_split(labels, 0.1, b.seed)
+    y = torch.from_numpy(labels.astype(np.int64))
+
+    def set_training(flag: bool) -> None:
+        for m in modules:
+            m.train(flag)
+
+    def run_epoch(epoch: int) -> dict:
+        set_training(True)
+        draws = [rng.integers(0, len(pool), b.batch_size) for _ in range(b.steps)]
+        batches = [torch.from_numpy(pool[d]) for d in draws]  # with replacement
+
+        def step(idx):
+            return {"loss": nn.functional.cross_entropy(logits(idx.numpy()), y[idx])}
+
+        row = train_epoch(batches, step, opt, None, params, name, grad_clip=None)
+        set_training(False)
+        if b.patience:
+            row["val"] = score_points(
+                lambda ch, snr, g: logits(val, ch, torch.full((len(val),), snr), g), y[val], b.seed
+            )
+        return row
+
+    t0 = time.time()
+    res = fit(
+        name,
+        b.epochs,
+        run_epoch,
+        {str(i): m for i, m in enumerate(modules)},
+        score=(lambda row: float(np.mean(list(row["val"].values())))) if b.patience else None,
+        early_stop=EarlyStopping(b.patience),
+    )
+    set_training(False)
+    info = {
+        "train_steps": b.steps * len(res.history),
+        "batch_size": b.batch_size,
+        "train_images": len(pool),
+        "train_seconds": round(time.time() - t0, 1),
+    }
+    if b.patience:
+        info.update(
+            val_images=len(val), patience=b.patience, best=res.best, epochs=len(res.history)
+        )
+    return info
 
 
 def _sweep_deepjscc(model, bundle: Bundle, data: ImageArrays, channel: str, snrs, seed: int):
@@ -154,6 +219,7 @@ def through_cat(cat, head, feat: torch.Tensor, rate: int, channel, snr=None, gen
 
 
 def _train_and_sweep(
+    name: str,
     bundle: Bundle,
     modules: list[nn.Module],
     cat,
@@ -165,43 +231,25 @@ def _train_and_sweep(
     channel: str,
     snrs,
     rate: int,
-    steps: int,
-    batch_size: int,
-    seed: int,
+    budget: Budget,
 ) -> tuple[list[dict], dict]:
     """Train `modules` + `cat` + `head` with CE; `feat_train(idx)` → features [B, D] (with grad
     through `modules`), `feat_test(sl)` → features of the test slice."""
+    seed = budget.seed
     torch.manual_seed(seed)
     mix, mix_cfg = _mix(bundle)
-    params = [p for m in [*modules, cat, head] for p in m.parameters()]
-    opt = torch.optim.Adam(params, lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    labels = torch.from_numpy(train_labels.astype(np.int64))
-    for m in [*modules, cat, head]:
-        m.train()
-    t0 = time.time()
-    for step in range(steps):
-        idx = rng.integers(0, len(train_labels), batch_size)
-        logits = through_cat(cat, head, feat_train(idx), rate, mix, generator=gen)
-        loss = nn.functional.cross_entropy(logits, labels[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % 100 == 0:
-            log.info("step %d loss %.3f", step, float(loss.detach()))
-    train_s = time.time() - t0
-    for m in [*modules, cat, head]:
-        m.eval()
+
+    def logits(idx, ch=mix, snr=None, g=gen):
+        return through_cat(cat, head, feat_train(idx), rate, ch, snr, g)
+
+    fitted = _train_here(name, [*modules, cat, head], logits, train_labels, budget)
     pts = _sweep_cat(cat, head, feat_test, test_labels, channel, snrs, rate, seed)
     info = {
         "source": "trained by rkdsc eval (no trained copy in the bundle)",
         "channel_uses": rate,
         "params": sum(count_params(m) for m in [*modules, cat, head]),
-        "train_steps": steps,
-        "batch_size": batch_size,
-        "train_images": len(train_labels),
-        "train_seconds": round(train_s, 1),
+        **fitted,
         "train_channel_mix": mix_cfg or "awgn+rayleigh, -10..20 dB",
         "note": "short budget: a lower bound on what this model reaches",
     }
@@ -244,6 +292,8 @@ def single_stage(
     steps: int = 150,
     batch_size: int = 64,
     seed: int = 0,
+    epochs: int = 1,
+    patience: int = 0,
 ) -> tuple[list[dict], dict]:
     """Student + CAT + head trained at once through the channel: from the bundle (stage 2's loss,
     `rkdsc train --stage baselines`), else a fresh one trained here with CE for `steps` steps."""
@@ -265,7 +315,9 @@ def single_stage(
     def feat_test(sl):
         return student(to_tensor(data.images[sl], bundle.norm))[0]
 
+    budget = Budget(steps, batch_size, epochs=epochs, patience=patience, seed=seed)
     pts, info = _train_and_sweep(
+        "single-stage",
         bundle,
         [student],
         cat,
@@ -277,9 +329,7 @@ def single_stage(
         channel,
         snrs,
         rate,
-        steps,
-        batch_size,
-        seed,
+        budget,
     )
     return pts, info
 
@@ -295,6 +345,8 @@ def teacher_over_channel(
     batch_size: int = 128,
     max_train: int = 2000,
     seed: int = 0,
+    epochs: int = 1,
+    patience: int = 0,
 ) -> tuple[list[dict], dict]:
     """The frozen teacher's embedding (computed once) → fresh CAT + head trained through the
     channel. The transmitter runs the teacher: the large-model deep-JSCC line."""
@@ -325,7 +377,9 @@ def teacher_over_channel(
     torch.manual_seed(seed)
     cat = _fresh(bundle, "cat", feature_dim=d)
     head = _fresh(bundle, "head", in_features=d)
+    budget = Budget(steps, batch_size, epochs=epochs, patience=patience, seed=seed)
     pts, info = _train_and_sweep(
+        "teacher-over-channel",
         bundle,
         [],
         cat,
@@ -337,9 +391,7 @@ def teacher_over_channel(
         channel,
         snrs,
         rate,
-        steps,
-        batch_size,
-        seed,
+        budget,
     )
     info["teacher_params"] = count_params(teacher)
     info["embed_dim"] = d

@@ -22,8 +22,8 @@ from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import Bundle
 from rkdsc_core.torch_utils import count_params
 from rkdsc_train.artifacts import load_stage1_student, load_stage2, load_teacher
+from rkdsc_train.channel_fit import fit_then_val
 from rkdsc_train.context import StageContext
-from rkdsc_train.stages.stage2 import fit_then_val
 
 log = logging.getLogger(__name__)
 

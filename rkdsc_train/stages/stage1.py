@@ -15,7 +15,6 @@ import dataclasses
 import json
 import logging
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ from rkdsc_core.nas.genotype import Genotype
 from rkdsc_core.nas.student import student_from_spec, student_spec
 from rkdsc_core.provenance import provenance
 from rkdsc_core.torch_utils import count_params, cpu_state
+from rkdsc_core.training_loop import fit
 from rkdsc_train.context import StageContext
 from rkdsc_train.stages.search import GENOTYPE_FILE, configure_cpu, load_train_data, student_arch
 
@@ -130,15 +130,8 @@ def train_student(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda k: lr_lambda(k, warmup, s1.epochs * steps)
     )
-    start, history = 0, []
-    state = ctx.load_checkpoint()
-    if state is not None:
-        student.load_state_dict(state["student"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        start, history = state["epoch"] + 1, state["history"]
-    for epoch in range(start, s1.epochs):
-        t0 = time.time()
+
+    def run_epoch(epoch: int) -> dict:
         rng = np.random.default_rng([cfg.seed, 1, epoch])
         losses = _epoch(
             distiller,
@@ -152,31 +145,18 @@ def train_student(
         )
         distributed.sync_buffers_(student)  # BatchNorm statistics as rank 0 has them
         val = evaluate(student, train, val_idx, device=ctx.device, sharded=True) if n_val else {}
-        history.append(
-            {
-                "epoch": epoch,
-                **losses,
-                **{f"val_{k}": v for k, v in val.items()},
-                "seconds": time.time() - t0,
-            }
-        )
-        log.info(
-            "stage1 epoch %d: loss %.4f, val acc %.4f, %.0f s",
-            epoch,
-            losses["loss"],
-            val.get("accuracy", float("nan")),
-            history[-1]["seconds"],
-        )
-        ctx.save_checkpoint(
-            {
-                "epoch": epoch,
-                "student": student.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "history": history,
-            }
-        )
-    return finish(ctx, student, spec, train, test, history, teacher or {})
+        return {**losses, **{f"val_{k}": v for k, v in val.items()}}
+
+    # the recipe keeps the last epoch (cosine decay to 0): no best-epoch selection here
+    res = fit(
+        "stage1",
+        s1.epochs,
+        run_epoch,
+        {"student": student},
+        state={"optimizer": opt, "scheduler": sched},
+        checkpoints=ctx,
+    )
+    return finish(ctx, student, spec, train, test, res.history, teacher or {})
 
 
 def _epoch(

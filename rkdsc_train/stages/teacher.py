@@ -11,13 +11,11 @@ part through DDP; accuracies are counted on parts of the splits and summed acros
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
 import math
 import sys
-import time
 
 import numpy as np
 import torch
@@ -32,6 +30,7 @@ from rkdsc_core.data.transforms import Normalisation, random_crop_flip, to_tenso
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.models.teacher import PRESETS, Teacher, create_teacher, save_teacher
 from rkdsc_core.provenance import provenance
+from rkdsc_core.training_loop import EarlyStopping, FitResult, fit
 from rkdsc_train.context import StageContext
 
 log = logging.getLogger(__name__)
@@ -162,14 +161,6 @@ def _train_epoch(
     return {"train_loss": tot["loss"] / seen, "train_accuracy": tot["correct"] / seen}
 
 
-def _validate_resume(state: dict, teacher: Teacher) -> None:
-    if state.get("spec") != json.dumps(teacher.spec.to_dict(), sort_keys=True):
-        raise RkdscError(
-            "teacher checkpoint was written for a different teacher spec (preset, size, classes): "
-            "drop --resume or delete the stage's checkpoint.pt"
-        )
-
-
 def run(ctx: StageContext) -> dict:
     cfg, tc = ctx.cfg, ctx.cfg.teacher
     data = load_configured(cfg.data, "train")
@@ -177,6 +168,10 @@ def run(ctx: StageContext) -> dict:
     norm = Normalisation.for_dataset(cfg.data.name)
     train_idx, val_idx = validation_split(data.labels, cfg.data.val_fraction, cfg.seed)
     n_val = len(val_idx)
+    if tc.early_stop_patience and not n_val:
+        raise RkdscError(
+            "teacher.early_stop_patience needs held-out images (data.val_fraction > 0)"
+        )
 
     teacher = build_teacher(cfg, len(data.classes)).to(ctx.device)
     if tc.freeze_backbone:
@@ -190,54 +185,35 @@ def run(ctx: StageContext) -> dict:
         )
     distributed.check_batch(tc.batch_size, "teacher.batch_size")
     total, warmup = steps * tc.epochs, max(1, int(tc.warmup_epochs * steps))
-
-    history: list[dict] = []
-    best: dict = {"epoch": -1, "val_accuracy": -1.0, "model": None}
-    start = 0
-    state = ctx.load_checkpoint()
-    if state is not None:
-        _validate_resume(state, teacher)
-        teacher.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        history, best, start = state["history"], state["best"], int(state["epoch"])
-    spec_json = json.dumps(teacher.spec.to_dict(), sort_keys=True)
     model = distributed.wrap(teacher)
+    spec_json = json.dumps(teacher.spec.to_dict(), sort_keys=True)  # a resumed run must match it
 
-    for epoch in range(start, tc.epochs):
-        t0 = time.time()
+    def run_epoch(epoch: int) -> dict:
         row = _train_epoch(
             ctx, teacher, model, opt, data, norm, train_idx, epoch, epoch * steps, total, warmup
         )
-        row["seconds"] = time.time() - t0
         row["val_accuracy"] = accuracy(teacher, data, norm, ctx.device, val_idx) if n_val else None
         row["test_accuracy"] = accuracy(teacher, test, norm, ctx.device)  # reported, not selected
-        row["epoch"] = epoch + 1
-        history.append(row)
-        log.info("teacher epoch %d: %s", epoch + 1, json.dumps(row))
-        score = row["val_accuracy"] if n_val else float(epoch)
-        if score >= best["val_accuracy"]:
-            best = {
-                "epoch": epoch + 1,
-                "val_accuracy": score,
-                "model": copy.deepcopy({k: v.cpu() for k, v in teacher.state_dict().items()}),
-            }
-        ctx.save_checkpoint(
-            {
-                "epoch": epoch + 1,
-                "model": teacher.state_dict(),
-                "optimizer": opt.state_dict(),
-                "history": history,
-                "best": best,
-                "spec": spec_json,
-            }
-        )
-    return _finish(ctx, teacher, test, norm, history, best, n_val)
+        return row
+
+    res = fit(
+        "teacher",
+        tc.epochs,
+        run_epoch,
+        {"model": teacher},
+        state={"optimizer": opt},
+        score=(lambda row: row["val_accuracy"]) if n_val else (lambda row: row["epoch"]),
+        checkpoints=ctx,
+        early_stop=EarlyStopping(tc.early_stop_patience, key="teacher.early_stop_patience"),
+        ties_to_later=True,
+        first_epoch=1,
+        meta={"teacher spec (preset, size, classes)": spec_json},
+    )
+    return _finish(ctx, teacher, test, norm, res, n_val)
 
 
-def _finish(ctx, teacher, test, norm, history, best, n_val) -> dict:
-    cfg = ctx.cfg
-    if best["model"] is not None:
-        teacher.load_state_dict(best["model"])
+def _finish(ctx, teacher, test, norm, res: FitResult, n_val) -> dict:
+    cfg, history, best = ctx.cfg, res.history, res.best
     teacher.eval()
     test_acc = accuracy(teacher, test, norm, ctx.device)
     if not ctx.is_main:  # rank 0 writes the weights and metrics
@@ -262,10 +238,11 @@ def _finish(ctx, teacher, test, norm, history, best, n_val) -> dict:
         "dataset": cfg.data.name,
         "test_accuracy": test_acc,
         "test_n": len(test),
-        "val_accuracy": best["val_accuracy"] if n_val else None,
+        "val_accuracy": best["score"] if n_val else None,
         "val_n": n_val,
         "best_epoch": best["epoch"],
         "epochs": len(history),
+        "stopped_at": res.stopped_at,
         "seconds_per_epoch": sum(secs) / len(secs) if secs else None,
         "device": str(ctx.device),
         "torch_threads": torch.get_num_threads(),
