@@ -32,6 +32,7 @@ _BY_NAME: list[tuple[Callable[[str], bool], Callable[[Any], bool], str]] = [
     (lambda n: n in ("temperature", "kd_temperature"), lambda v: v > 0, "> 0"),
     (lambda n: n.endswith("grad_clip"), lambda v: v > 0, "> 0"),
     (lambda n: n == "num_threads", lambda v: v >= 1, ">= 1"),
+    (lambda n: n == "early_stop_patience", lambda v: v >= 0, ">= 0 (0: off)"),
     (lambda n: n.endswith("_prob"), lambda v: 0 <= v <= 1, "in [0, 1]"),
 ]
 
