@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 import torch
@@ -72,6 +72,26 @@ class FitResult:
     stopped_at: int | None = None
 
 
+@dataclass
+class _Progress:
+    """The loop's own bookkeeping, checkpointed with the weights."""
+
+    epoch: int = 0  # epochs done (or skipped by early stopping)
+    history: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=dict)
+    best_weights: dict | None = None  # {name: state dict on the CPU} of the best epoch
+    stale: int = 0  # epochs since the best one
+    stopped_at: int | None = None
+
+    def record(self, row: dict, score: float, weights, ties_to_later: bool, keep: bool) -> None:
+        best = self.best.get("score")
+        if best is None or score > best or (ties_to_later and score == best):
+            self.best, self.stale = {"epoch": row["epoch"], "score": score}, 0
+            self.best_weights = _cpu_copy(weights) if keep else None
+        else:
+            self.stale += 1
+
+
 def _cpu_copy(weights: Mapping[str, nn.Module]) -> dict[str, dict[str, torch.Tensor]]:
     return {
         k: {n: t.detach().to("cpu", copy=True) for n, t in m.state_dict().items()}
@@ -104,61 +124,45 @@ def fit(
     and ends as an uninterrupted one would. `meta` (plain data) must match the checkpoint's, else a
     one-line error names the differing key. Every rank calls `fit`; scores must agree across ranks
     (early stopping follows rank 0's decision)."""
-    state = dict(state or {})
+    state, meta = dict(state or {}), dict(meta or {})
     if early_stop.patience and score is None:
         raise RkdscError(f"{name}: early stopping needs a validation score")
-    res, best_weights, stale, start = FitResult(), None, 0, 0
-    saved = checkpoints.load_checkpoint() if checkpoints is not None else None
-    if saved is not None:
-        _check_layout(name, saved, dict(meta or {}))
-        for key, m in weights.items():
-            m.load_state_dict(saved["weights"][key])
-        for key, obj in state.items():
-            obj.load_state_dict(saved["state"][key])
-        res.history, res.best, res.stopped_at = saved["history"], saved["best"], saved["stopped_at"]
-        best_weights, stale, start = saved["best_weights"], saved["stale"], saved["epoch"]
-    epoch = start
-    while epoch < epochs:
+    p = _resume(name, checkpoints, weights, state, meta)
+    while p.epoch < epochs:
         t0 = time.time()
-        row = {"epoch": epoch + first_epoch, **run_epoch(epoch)}
+        row = {"epoch": p.epoch + first_epoch, **run_epoch(p.epoch)}
         row["seconds"] = time.time() - t0
-        res.history.append(row)
-        log.info("%s epoch %d: %s", name, row["epoch"], json.dumps(row, default=str))
+        p.history.append(row)
+        log.info("%s epoch %d: %s", name, row["epoch"], _summary(row))
         if score is not None:
-            s = float(score(row))
-            if not res.best or s > res.best["score"] or (ties_to_later and s == res.best["score"]):
-                res.best, stale = {"epoch": row["epoch"], "score": s}, 0
-                best_weights = _cpu_copy(weights) if restore_best else None
-            else:
-                stale += 1
-        epoch += 1
-        if early_stop.patience and epoch < (early_stop.until or epochs):
-            if distributed.broadcast_object(stale >= early_stop.patience):
-                log.info("%s: no better validation score for %d epochs: stopping", name, stale)
-                res.stopped_at, stale = row["epoch"], 0
-                epoch = early_stop.until or epochs
+            p.record(row, float(score(row)), weights, ties_to_later, restore_best)
+        p.epoch += 1
+        if early_stop.patience and p.epoch < (early_stop.until or epochs):
+            if distributed.broadcast_object(p.stale >= early_stop.patience):
+                log.info("%s: no better validation score for %d epochs: stopping", name, p.stale)
+                p.stopped_at, p.stale = row["epoch"], 0
+                p.epoch = early_stop.until or epochs
         if checkpoints is not None:
             checkpoints.save_checkpoint(
                 {
                     "format": CHECKPOINT_FORMAT,
-                    "epoch": epoch,  # epochs done (or skipped by early stopping)
+                    "meta": meta,
                     "weights": {k: m.state_dict() for k, m in weights.items()},
                     "state": {k: obj.state_dict() for k, obj in state.items()},
-                    "history": res.history,
-                    "best": res.best,
-                    "best_weights": best_weights,
-                    "stale": stale,
-                    "stopped_at": res.stopped_at,
-                    "meta": dict(meta or {}),
+                    **vars(p),
                 }
             )
-    if best_weights is not None:
+    if p.best_weights is not None:
         for key, m in weights.items():
-            m.load_state_dict(best_weights[key])
-    return res
+            m.load_state_dict(p.best_weights[key])
+    return FitResult(p.history, p.best, p.stopped_at)
 
 
-def _check_layout(name: str, saved: dict, meta: dict) -> None:
+def _resume(name: str, checkpoints, weights, state: dict, meta: dict) -> _Progress:
+    """The bookkeeping of the checkpoint (weights and state loaded from it), or a fresh start."""
+    saved = checkpoints.load_checkpoint() if checkpoints is not None else None
+    if saved is None:
+        return _Progress()
     if saved.get("format") != CHECKPOINT_FORMAT:
         raise RkdscError(
             f"{name}: the checkpoint was written by another version of the training loop: "
@@ -170,6 +174,26 @@ def _check_layout(name: str, saved: dict, meta: dict) -> None:
                 f"{name} checkpoint was written for a different {key}: "
                 "drop --resume or delete the stage's checkpoint.pt"
             )
+    for key, m in weights.items():
+        m.load_state_dict(saved["weights"][key])
+    for key, obj in state.items():
+        obj.load_state_dict(saved["state"][key])
+    return _Progress(**{f.name: saved[f.name] for f in fields(_Progress)})
+
+
+def _summary(row: dict) -> str:
+    """The row's numbers (and flat dicts of numbers, e.g. validation scores) as JSON: the log line
+    leaves out nested data such as a genotype."""
+
+    def flat(v) -> bool:
+        return v is None or isinstance(v, (int, float, str))
+
+    keep = {
+        k: v
+        for k, v in row.items()
+        if flat(v) or (isinstance(v, dict) and all(flat(x) for x in v.values()))
+    }
+    return json.dumps(keep)
 
 
 def global_batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -29,7 +30,6 @@ from torch import nn
 
 from rkdsc_core.bundle import load_component
 from rkdsc_core.channels import ChannelMix, apply_keyed, make_channel
-from rkdsc_core.data.datasets import ImageArrays
 from rkdsc_core.data.subsets import validation_split
 from rkdsc_core.data.transforms import to_tensor
 from rkdsc_core.eval.harness import point
@@ -39,51 +39,43 @@ from rkdsc_core.runtime import Bundle
 from rkdsc_core.torch_utils import count_params
 from rkdsc_core.training_loop import EarlyStopping, fit, train_epoch
 
+if TYPE_CHECKING:  # annotations only: the baseline registry imports this module when it runs
+    from rkdsc_core.eval.baselines.features import BaselineRun
+
 log = logging.getLogger(__name__)
 
 
 def deepjscc_cnn(
-    bundle: Bundle,
-    data: ImageArrays,
-    train: ImageArrays,
-    channel: str,
-    snrs,
-    rate: int,
-    steps: int = 600,
-    batch_size: int = 128,
-    seed: int = 0,
-    epochs: int = 1,
-    patience: int = 0,
+    r: BaselineRun, steps: int = 600, batch_size: int = 128, epochs: int = 1, patience: int = 0
 ) -> tuple[list[dict], dict]:
-    """DeepJSCC-CNN from the bundle (or trained here for `steps` Adam steps on `train`), swept
-    over `snrs` on `data`."""
-    trained = trained_baseline(bundle, "deepjscc-cnn", rate)
+    """DeepJSCC-CNN from the bundle (or trained here: `epochs` of `steps` Adam steps on `r.train`,
+    see `Budget`), swept over `r.snrs` on `r.data`."""
+    bundle, train = r.bundle, r.train
+    trained = trained_baseline(bundle, "deepjscc-cnn", r.rate)
     if trained is not None:
         modules, info = trained
-        return _sweep_deepjscc(modules["model"], bundle, data, channel, snrs, seed), info
-    torch.manual_seed(seed)
+        return _sweep_deepjscc(modules["model"], r), info
+    torch.manual_seed(r.seed)
     mix, mix_cfg = _mix(bundle)
-    h, w, c = bundle.image_shape
-    model = DeepJsccCnn(c, rate, len(bundle.classes))
-    gen = torch.Generator().manual_seed(seed)
+    model = DeepJsccCnn(bundle.image_shape[2], r.rate, len(bundle.classes))
+    gen = torch.Generator().manual_seed(r.seed)
 
     def logits(idx, channel=mix, snr=None, g=gen):
         sym = model.encode(to_tensor(train.images[idx], bundle.norm))
         out = channel(sym, generator=g) if snr is None else channel(sym, snr, generator=g)
         return model.decode(out.symbols)
 
-    budget = Budget(steps, batch_size, lr=2e-3, epochs=epochs, patience=patience, seed=seed)
-    fitted = _train_here("deepjscc-cnn", [model], logits, train.labels, budget)
-    pts = _sweep_deepjscc(model, bundle, data, channel, snrs, seed)
+    budget = Budget(steps, batch_size, lr=2e-3, epochs=epochs, patience=patience)
+    fitted = _train_here("deepjscc-cnn", [model], logits, train.labels, budget, r.seed)
     info = {
         "source": "trained by rkdsc eval (no trained copy in the bundle)",
-        "channel_uses": rate,
+        "channel_uses": r.rate,
         "params": count_params(model),
         **fitted,
         "train_channel_mix": dict(mix_cfg) if mix_cfg else "awgn+rayleigh, -10..20 dB",
         "note": "short budget: a lower bound on what this architecture reaches",
     }
-    return pts, info
+    return _sweep_deepjscc(model, r), info
 
 
 @dataclass(frozen=True)
@@ -97,20 +89,21 @@ class Budget:
     lr: float = 1e-3
     epochs: int = 1
     patience: int = 0
-    seed: int = 0
 
 
-def _train_here(name: str, modules: list[nn.Module], logits, labels: np.ndarray, b: Budget):
+def _train_here(
+    name: str, modules: list[nn.Module], logits, labels: np.ndarray, b: Budget, seed: int
+) -> dict:
     """Train `modules` with cross-entropy through `rkdsc_core.training_loop.fit`: `logits(idx)`
     → logits [B, C] of training images `idx` (int64 [B]) through the training channel mix, and
     `logits(idx, channel, snr, generator)` through a validation channel. Returns the budget's
     part of the info dict; the modules end in eval mode."""
     params = [p for m in modules for p in m.parameters()]
     opt = torch.optim.Adam(params, lr=b.lr)
-    rng = np.random.default_rng(b.seed)
+    rng = np.random.default_rng(seed)
     pool, val = np.arange(len(labels)), np.arange(0)
     if b.patience:
-        pool, val = validation_split(labels, 0.1, b.seed)
+        pool, val = validation_split(labels, 0.1, seed)
     y = torch.from_numpy(labels.astype(np.int64))
 
     def set_training(flag: bool) -> None:
@@ -129,7 +122,7 @@ def _train_here(name: str, modules: list[nn.Module], logits, labels: np.ndarray,
         set_training(False)
         if b.patience:
             row["val"] = score_points(
-                lambda ch, snr, g: logits(val, ch, torch.full((len(val),), snr), g), y[val], b.seed
+                lambda ch, snr, g: logits(val, ch, torch.full((len(val),), snr), g), y[val], seed
             )
         return row
 
@@ -156,9 +149,10 @@ def _train_here(name: str, modules: list[nn.Module], logits, labels: np.ndarray,
     return info
 
 
-def _sweep_deepjscc(model, bundle: Bundle, data: ImageArrays, channel: str, snrs, seed: int):
+def _sweep_deepjscc(model, r: BaselineRun) -> list[dict]:
     """Points with per-image `correct`, through the keyed draws RKD-SC's sweep uses."""
-    ch = make_channel(channel)
+    bundle, data, snrs, seed = r.bundle, r.data, r.snrs, r.seed
+    ch = make_channel(r.channel)
     index = np.arange(len(data))
     pts = []
     with torch.inference_mode():
@@ -219,36 +213,24 @@ def through_cat(cat, head, feat: torch.Tensor, rate: int, channel, snr=None, gen
 
 
 def _train_and_sweep(
-    name: str,
-    bundle: Bundle,
-    modules: list[nn.Module],
-    cat,
-    head: nn.Module,
-    feat_train,
-    feat_test,
-    train_labels: np.ndarray,
-    test_labels: np.ndarray,
-    channel: str,
-    snrs,
-    rate: int,
-    budget: Budget,
+    name: str, r: BaselineRun, modules: list[nn.Module], feats, train_labels, budget: Budget
 ) -> tuple[list[dict], dict]:
-    """Train `modules` + `cat` + `head` with CE; `feat_train(idx)` → features [B, D] (with grad
-    through `modules`), `feat_test(sl)` → features of the test slice."""
-    seed = budget.seed
-    torch.manual_seed(seed)
-    mix, mix_cfg = _mix(bundle)
-    gen = torch.Generator().manual_seed(seed)
+    """Train `modules` (the last two: CAT, head) with CE; `feats(idx)` → training features
+    [B, D] (with grad through the first modules), `feats(sl, test=True)` → test features."""
+    cat, head = modules[-2:]
+    torch.manual_seed(r.seed)
+    mix, mix_cfg = _mix(r.bundle)
+    gen = torch.Generator().manual_seed(r.seed)
 
     def logits(idx, ch=mix, snr=None, g=gen):
-        return through_cat(cat, head, feat_train(idx), rate, ch, snr, g)
+        return through_cat(cat, head, feats(idx), r.rate, ch, snr, g)
 
-    fitted = _train_here(name, [*modules, cat, head], logits, train_labels, budget)
-    pts = _sweep_cat(cat, head, feat_test, test_labels, channel, snrs, rate, seed)
+    fitted = _train_here(name, modules, logits, train_labels, budget, r.seed)
+    pts = _sweep_cat(cat, head, lambda sl: feats(sl, test=True), r)
     info = {
         "source": "trained by rkdsc eval (no trained copy in the bundle)",
-        "channel_uses": rate,
-        "params": sum(count_params(m) for m in [*modules, cat, head]),
+        "channel_uses": r.rate,
+        "params": sum(count_params(m) for m in modules),
         **fitted,
         "train_channel_mix": mix_cfg or "awgn+rayleigh, -10..20 dB",
         "note": "short budget: a lower bound on what this model reaches",
@@ -256,10 +238,11 @@ def _train_and_sweep(
     return pts, info
 
 
-def _sweep_cat(cat, head, feat_test, test_labels, channel: str, snrs, rate: int, seed: int):
-    """Accuracy vs SNR of features `feat_test(slice)` through CAT (K=rate) + head, with the keyed
-    draws RKD-SC's sweep uses; points carry per-image `correct`."""
-    ch = make_channel(channel)
+def _sweep_cat(cat, head, feat_test, r: BaselineRun) -> list[dict]:
+    """Accuracy vs SNR of features `feat_test(slice)` of `r.data` through CAT (K = `r.rate`) +
+    head, with the keyed draws RKD-SC's sweep uses; points carry per-image `correct`."""
+    test_labels, snrs, rate, seed = r.data.labels, r.snrs, r.rate, r.seed
+    ch = make_channel(r.channel)
     pts = []
     with torch.inference_mode():
         feats = torch.cat([feat_test(slice(i, i + 500)) for i in range(0, len(test_labels), 500)])
@@ -283,75 +266,40 @@ def _fresh(bundle: Bundle, name: str, **override) -> nn.Module:
 
 
 def single_stage(
-    bundle: Bundle,
-    data: ImageArrays,
-    train: ImageArrays,
-    channel: str,
-    snrs,
-    rate: int,
-    steps: int = 150,
-    batch_size: int = 64,
-    seed: int = 0,
-    epochs: int = 1,
-    patience: int = 0,
+    r: BaselineRun, steps: int = 150, batch_size: int = 64, epochs: int = 1, patience: int = 0
 ) -> tuple[list[dict], dict]:
     """Student + CAT + head trained at once through the channel: from the bundle (stage 2's loss,
-    `rkdsc train --stage baselines`), else a fresh one trained here with CE for `steps` steps."""
-    trained = trained_baseline(bundle, "single-stage", rate)
+    `rkdsc train --stage baselines`), else a fresh one trained here with CE (see `Budget`)."""
+    bundle = r.bundle
+    trained = trained_baseline(bundle, "single-stage", r.rate)
     if trained is not None:
-        (mods, info), norm = trained, bundle.norm
+        mods, info = trained
+    else:
+        torch.manual_seed(r.seed)
+        mods = {name: _fresh(bundle, name) for name in ("student", "cat", "head")}
 
-        def feat(sl):
-            return mods["student"](to_tensor(data.images[sl], norm))[0]
+    def feats(idx, test=False):
+        images = (r.data if test else r.train).images
+        return mods["student"](to_tensor(images[idx], bundle.norm))[0]
 
-        pts = _sweep_cat(mods["cat"], mods["head"], feat, data.labels, channel, snrs, rate, seed)
-        return pts, info
-    torch.manual_seed(seed)
-    student, cat, head = _fresh(bundle, "student"), _fresh(bundle, "cat"), _fresh(bundle, "head")
-
-    def feat_train(idx):
-        return student(to_tensor(train.images[idx], bundle.norm))[0]
-
-    def feat_test(sl):
-        return student(to_tensor(data.images[sl], bundle.norm))[0]
-
-    budget = Budget(steps, batch_size, epochs=epochs, patience=patience, seed=seed)
-    pts, info = _train_and_sweep(
-        "single-stage",
-        bundle,
-        [student],
-        cat,
-        head,
-        feat_train,
-        feat_test,
-        train.labels,
-        data.labels,
-        channel,
-        snrs,
-        rate,
-        budget,
-    )
-    return pts, info
+    if trained is not None:
+        return _sweep_cat(mods["cat"], mods["head"], lambda sl: feats(sl, test=True), r), info
+    budget = Budget(steps, batch_size, epochs=epochs, patience=patience)
+    return _train_and_sweep("single-stage", r, list(mods.values()), feats, r.train.labels, budget)
 
 
 def teacher_over_channel(
-    bundle: Bundle,
-    data: ImageArrays,
-    train: ImageArrays,
-    channel: str,
-    snrs,
-    rate: int,
+    r: BaselineRun,
     steps: int = 600,
     batch_size: int = 128,
-    max_train: int = 2000,
-    seed: int = 0,
     epochs: int = 1,
     patience: int = 0,
+    max_train: int = 2000,
 ) -> tuple[list[dict], dict]:
     """The frozen teacher's embedding (computed once) → fresh CAT + head trained through the
     channel. The transmitter runs the teacher: the large-model deep-JSCC line."""
-    teacher = bundle.teacher
-    trained = trained_baseline(bundle, "teacher-over-channel", rate)
+    teacher, bundle = r.bundle.teacher, r.bundle
+    trained = trained_baseline(bundle, "teacher-over-channel", r.rate)
 
     def embed(images: np.ndarray) -> torch.Tensor:
         with torch.inference_mode():
@@ -362,35 +310,25 @@ def teacher_over_channel(
                 ]
             )
 
-    e_test = embed(data.images).clone()
+    e_test = embed(r.data.images).clone()
     if trained is not None:
         mods, info = trained
-        pts = _sweep_cat(
-            mods["cat"], mods["head"], lambda sl: e_test[sl], data.labels, channel, snrs, rate, seed
-        )
+        pts = _sweep_cat(mods["cat"], mods["head"], lambda sl: e_test[sl], r)
         info["teacher_params"] = count_params(teacher)
         info["params_note"] = "params: CAT + head trained by the pipeline; the teacher is frozen"
         return pts, info
-    n_tr = min(len(train), max_train)
-    e_train = embed(train.images[:n_tr]).clone()
+    n_tr = min(len(r.train), max_train)
+    e_train = embed(r.train.images[:n_tr]).clone()
     d = int(e_train.shape[1])
-    torch.manual_seed(seed)
-    cat = _fresh(bundle, "cat", feature_dim=d)
-    head = _fresh(bundle, "head", in_features=d)
-    budget = Budget(steps, batch_size, epochs=epochs, patience=patience, seed=seed)
+    torch.manual_seed(r.seed)
+    modules = [_fresh(bundle, "cat", feature_dim=d), _fresh(bundle, "head", in_features=d)]
+    budget = Budget(steps, batch_size, epochs=epochs, patience=patience)
     pts, info = _train_and_sweep(
         "teacher-over-channel",
-        bundle,
-        [],
-        cat,
-        head,
-        lambda idx: e_train[idx],
-        lambda sl: e_test[sl],
-        train.labels[:n_tr],
-        data.labels,
-        channel,
-        snrs,
-        rate,
+        r,
+        modules,
+        lambda idx, test=False: (e_test if test else e_train)[idx],
+        r.train.labels[:n_tr],
         budget,
     )
     info["teacher_params"] = count_params(teacher)

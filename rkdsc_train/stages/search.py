@@ -11,7 +11,6 @@ pair; rank 0 writes.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict
 
 import numpy as np
@@ -30,6 +29,7 @@ from rkdsc_core.nas.search import SupernetSearch, search_macro
 from rkdsc_core.nas.student import build_student
 from rkdsc_core.provenance import provenance
 from rkdsc_core.torch_utils import count_params
+from rkdsc_core.training_loop import fit
 from rkdsc_train.context import StageContext
 
 log = logging.getLogger(__name__)
@@ -111,14 +111,10 @@ def search(ctx: StageContext, data: KDData) -> dict:
         runner.objective.cost.reference,
         s.cost_metric,
     )
-    start, history, alphas = 0, [], [{"epoch": -1, **runner.alpha_weights()}]
-    state = ctx.load_checkpoint()
-    if state is not None:
-        runner.load_state_dict(state["search"])
-        start, history, alphas = state["epoch"] + 1, state["history"], state["alphas"]
     eval_idx = a_idx[balanced_subset(data.arrays.labels[a_idx], s.eval_limit, cfg.seed)]
-    for epoch in range(start, s.epochs):
-        t0 = time.time()
+    first_alphas = {"epoch": -1, **runner.alpha_weights()}  # before a resume loads later ones
+
+    def run_epoch(epoch: int) -> dict:
         rng = np.random.default_rng([cfg.seed, epoch])
         pairs = zip(
             iterate(data, w_idx, s.batch_size, rng, drop_last=True, sharded=True),
@@ -127,27 +123,18 @@ def search(ctx: StageContext, data: KDData) -> dict:
         with progress(steps, f"search {epoch + 1}/{s.epochs}") as bar:
             losses = runner.train_epoch(epoch, pairs, bar)
         score = evaluate(runner.model, data, eval_idx, device=ctx.device, sharded=True)
-        row = {
-            "epoch": epoch,
+        return {
             **losses,
             "expected_cost": runner.expected_cost(),
             "eval_accuracy": score["accuracy"],
             "genotype": runner.genotype().to_dict(),
-            "seconds": time.time() - t0,
+            "alphas": runner.alpha_weights(),
         }
-        history.append(row)
-        alphas.append({"epoch": epoch, **runner.alpha_weights()})
-        log.info(
-            "search epoch %d: loss %.4f, α-split acc %.4f, E[cost] %.0f, %.0f s",
-            epoch,
-            row.get("w_loss", float("nan")),
-            row["eval_accuracy"],
-            row["expected_cost"],
-            row["seconds"],
-        )
-        ctx.save_checkpoint(
-            {"epoch": epoch, "search": runner.state_dict(), "history": history, "alphas": alphas}
-        )
+
+    # the search keeps its last α (no best-epoch selection)
+    res = fit("search", s.epochs, run_epoch, {}, state={"search": runner}, checkpoints=ctx)
+    history = [{k: v for k, v in row.items() if k != "alphas"} for row in res.history]
+    alphas = [first_alphas] + [{"epoch": row["epoch"], **row["alphas"]} for row in res.history]
     return finish(ctx, runner, data, history, alphas, image_size)
 
 

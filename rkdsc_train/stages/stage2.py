@@ -35,21 +35,24 @@ from rkdsc_train.context import StageContext
 log = logging.getLogger(__name__)
 
 
+# CATConfig fields set by the `stage2.cat_<field>` keys
+CAT_KEYS = (
+    "tokens",
+    "d_model",
+    "heads",
+    "enc_layers",
+    "dec_layers",
+    "enc_d_model",
+    "enc_ff_mult",
+    "enc_out",
+)
+
+
 def cat_config(cfg, feature_dim: int) -> CATConfig:
+    """The CAT that `stage2` configures, for features of `feature_dim`."""
     s = cfg.stage2
-    return CATConfig(
-        feature_dim=feature_dim,
-        k_max=s.k_max,
-        rates=tuple(s.rates),
-        tokens=s.cat_tokens,
-        d_model=s.cat_d_model,
-        heads=s.cat_heads,
-        enc_layers=s.cat_enc_layers,
-        dec_layers=s.cat_dec_layers,
-        enc_d_model=s.cat_enc_d_model,
-        enc_ff_mult=s.cat_enc_ff_mult,
-        enc_out=s.cat_enc_out,
-    )
+    cat_keys = {k: getattr(s, f"cat_{k}") for k in CAT_KEYS}
+    return CATConfig(feature_dim=feature_dim, k_max=s.k_max, rates=tuple(s.rates), **cat_keys)
 
 
 def init_from_bundle(cat: CATCodec, head: torch.nn.Module, bundle: str) -> None:

@@ -103,6 +103,7 @@ def test_no_cat_and_capacity_on_tiny_bundle(tmp_path) -> None:
 
 def test_deepjscc_cnn_trains_and_sweeps(tmp_path) -> None:
     from rkdsc_core.data.datasets import ImageArrays
+    from rkdsc_core.eval.baselines import BaselineRun
     from rkdsc_core.eval.learned_baselines import deepjscc_cnn
     from rkdsc_core.runtime import load_bundle
     from rkdsc_core.testing import make_tiny_bundle
@@ -111,13 +112,15 @@ def test_deepjscc_cnn_trains_and_sweeps(tmp_path) -> None:
     rng = np.random.default_rng(5)
     imgs = rng.integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
     data = ImageArrays("t", "test", imgs, rng.integers(0, 10, 64), b.classes)
-    pts, info = deepjscc_cnn(b, data, data, "rayleigh", [0.0, 10.0], 8, steps=3, batch_size=16)
+    run = BaselineRun(b, data, data, "rayleigh", [0.0, 10.0], 8)
+    pts, info = deepjscc_cnn(run, steps=3, batch_size=16)
     assert [p["snr_db"] for p in pts] == [0.0, 10.0]
     assert info["train_steps"] == 3 and info["channel_uses"] == 8 and info["params"] > 0
 
 
 def test_single_stage_and_teacher_over_channel_run(tmp_path) -> None:
     from rkdsc_core.data.datasets import ImageArrays
+    from rkdsc_core.eval.baselines import BaselineRun
     from rkdsc_core.eval.learned_baselines import single_stage, teacher_over_channel
     from rkdsc_core.runtime import load_bundle
     from rkdsc_core.testing import make_tiny_bundle
@@ -136,7 +139,7 @@ def test_single_stage_and_teacher_over_channel_run(tmp_path) -> None:
     imgs = rng.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)
     data = ImageArrays("t", "test", imgs, rng.integers(0, 10, 32), b.classes)
     for fn in (single_stage, teacher_over_channel):
-        pts, info = fn(b, data, data, "awgn", [10.0], 4, steps=2, batch_size=8)
+        pts, info = fn(BaselineRun(b, data, data, "awgn", [10.0], 4), steps=2, batch_size=8)
         assert 0.0 <= pts[0]["accuracy"] <= 1.0 and info["train_steps"] == 2
 
 

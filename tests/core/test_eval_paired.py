@@ -49,7 +49,7 @@ def test_rkdsc_and_baselines_see_identical_h_and_noise(tiny, monkeypatch):
     def feats(sl):
         return torch.from_numpy(bl.student_features(b, data.images[sl]))
 
-    _sweep_cat(b.cat, b.head, feats, data.labels, "rayleigh", [2.0], 8, seed=5)
+    _sweep_cat(b.cat, b.head, feats, bl.BaselineRun(b, data, train, "rayleigh", [2.0], 8, seed=5))
     assert len(seen) == 3
     (k0, i0, h0, n0), *others = seen
     for key, idx, h, n in others:

@@ -177,6 +177,7 @@ def test_the_eval_side_trainer_stops_early_on_held_out_images(tmp_path):
     import numpy as np
 
     from rkdsc_core.data.datasets import ImageArrays
+    from rkdsc_core.eval.baselines import BaselineRun
     from rkdsc_core.eval.learned_baselines import deepjscc_cnn
     from rkdsc_core.runtime import load_bundle
     from rkdsc_core.testing import make_tiny_bundle
@@ -186,9 +187,10 @@ def test_the_eval_side_trainer_stops_early_on_held_out_images(tmp_path):
     imgs = rng.integers(0, 256, (80, 28, 28, 1), dtype=np.uint8)
     data = ImageArrays("t", "test", imgs, np.arange(80) % 10, b.classes)
     kw = {"steps": 2, "batch_size": 8, "epochs": 30, "patience": 1}
-    _, info = deepjscc_cnn(b, data, data, "awgn", [10.0], 8, **kw)
+    run = BaselineRun(b, data, data, "awgn", [10.0], 8)
+    _, info = deepjscc_cnn(run, **kw)
     assert info["val_images"] == 8 and info["train_images"] == 72
     assert 2 <= info["epochs"] < 30  # random labels: validation stops improving long before 30
     assert info["train_steps"] == 2 * info["epochs"] and info["best"]["epoch"] < info["epochs"]
-    _, info = deepjscc_cnn(b, data, data, "awgn", [10.0], 8, steps=2, batch_size=8)
+    _, info = deepjscc_cnn(run, steps=2, batch_size=8)
     assert info["train_steps"] == 2 and "best" not in info  # the default: one budget, no split

@@ -67,9 +67,7 @@ def _learned(name: str, steps: int) -> Callable[[BaselineRun], tuple[list[dict],
         from rkdsc_core.eval import learned_baselines
 
         train_and_sweep = getattr(learned_baselines, name)
-        return train_and_sweep(
-            r.bundle, r.data, r.train, r.channel, r.snrs, r.rate, steps, seed=r.seed
-        )
+        return train_and_sweep(r, steps)
 
     return run
 
