@@ -152,3 +152,21 @@ def test_finetune_phase_resumes_its_learning_rate():
     ft2.load_state_dict(ft.state_dict())
     ft2.start()
     assert opt2.param_groups[0]["lr"] == lr_after_4  # not restarted at finetune_lr
+
+
+def test_baselines_stop_early_on_validation(smoke_run):
+    """`baselines.early_stop_patience=1`: a baseline ends one epoch after its best one, or at its
+    epoch cap; the best epoch's weights are the ones written."""
+    out, _ = smoke_run
+    args = ["baselines.names=[deepjscc-cnn]", "baselines.deepjscc_epochs=6"]
+    res = _train(out, "--stage", "baselines", *args, "baselines.early_stop_patience=1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    m = json.loads((out / "baselines" / "deepjscc-cnn" / "metrics.json").read_text())
+    epochs = [h["epoch"] for h in m["history"]]
+    assert m["early_stop_patience"] == 1 and epochs == list(range(len(epochs)))
+    scores = [sum(h["val"].values()) / len(h["val"]) for h in m["history"]]
+    assert m["best"]["epoch"] == scores.index(max(scores))
+    if m["stopped_at"] is None:
+        assert len(epochs) == 6
+    else:
+        assert m["stopped_at"] == epochs[-1] == m["best"]["epoch"] + 1 and len(epochs) < 6
