@@ -207,6 +207,11 @@ class BaselinesConfig:
     lr: float = 1e-3
     deepjscc_epochs: int = 10  # DeepJSCC-CNN: images → symbols → classifier, CE only, no teacher
     deepjscc_width: int = 32
+    # issue 19's equal terms: the DeepJSCC decoder reads each symbol's effective SNR (as the CAT
+    # decoder does) and the encoder trains on the student's augmentation (shift ±store.augment_pad
+    # px, h-flip, fresh per batch); false reproduces the bundles trained before
+    deepjscc_snr_input: bool = True
+    deepjscc_augment: bool = True
     single_stage_epochs: int = 6  # fresh student + CAT + head through the channel, no stage 1
     teacher_cat_epochs: int = 10  # frozen teacher embedding → fresh CAT + head
     # each baseline stops after this many epochs without a better validation score (0: off; its

@@ -80,7 +80,8 @@ class CATConfig:
         return cls(**d)
 
 
-def _snr_input(snr_db: torch.Tensor) -> torch.Tensor:
+def snr_input(snr_db: torch.Tensor) -> torch.Tensor:
+    """SNR in dB (any shape) → the network input snr_db / 20, clamped to ±2."""
     return (snr_db / SNR_SCALE_DB).clamp(-2.0, 2.0)
 
 
@@ -106,7 +107,7 @@ class SNREmbedding(nn.Module):
 
     def forward(self, snr_db: torch.Tensor) -> torch.Tensor:
         known = torch.isfinite(snr_db)
-        emb = self.mlp(_snr_input(torch.nan_to_num(snr_db)).unsqueeze(-1))
+        emb = self.mlp(snr_input(torch.nan_to_num(snr_db)).unsqueeze(-1))
         return torch.where(known.unsqueeze(-1), emb, self.unknown.expand_as(emb))
 
 
@@ -163,7 +164,7 @@ class CATDecoder(nn.Module):
 
     def forward(self, y: torch.Tensor, snr_db: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         b, w = y.shape
-        snr_in = _snr_input(snr_db)
+        snr_in = snr_input(snr_db)
         sym = self.sym(torch.stack([y.real, y.imag, snr_in], -1)) + self.pos[:w]
         mean_snr = (snr_db * mask).sum(1) / mask.sum(1).clamp(min=1)
         q = self.queries.expand(b, -1, -1) + self.snr(mean_snr).unsqueeze(1)

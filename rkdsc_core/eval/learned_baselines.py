@@ -57,13 +57,13 @@ def deepjscc_cnn(
         return _sweep_deepjscc(modules["model"], r), info
     torch.manual_seed(r.seed)
     mix, mix_cfg = _mix(bundle)
-    model = DeepJsccCnn(bundle.image_shape[2], r.rate, len(bundle.classes))
+    model = DeepJsccCnn(bundle.image_shape[2], r.rate, len(bundle.classes), snr_input=True)
     gen = torch.Generator().manual_seed(r.seed)
 
     def logits(idx, channel=mix, snr=None, g=gen):
         sym = model.encode(to_tensor(train.images[idx], bundle.norm))
         out = channel(sym, generator=g) if snr is None else channel(sym, snr, generator=g)
-        return model.decode(out.symbols)
+        return model.decode(out.symbols, out.snr_eff_db)
 
     budget = Budget(steps, batch_size, lr=2e-3, epochs=epochs, patience=patience)
     fitted = _train_here("deepjscc-cnn", [model], logits, train.labels, budget, r.seed)
@@ -164,7 +164,7 @@ def _sweep_deepjscc(model, r: BaselineRun) -> list[dict]:
         )
         for s in snrs:
             out = apply_keyed(ch, sym, float(s), index, seed)
-            pred = model.decode(out.symbols).argmax(1).numpy()
+            pred = model.decode(out.symbols, out.snr_eff_db).argmax(1).numpy()
             pts.append(point({"snr_db": float(s)}, pred == data.labels))
     return pts
 

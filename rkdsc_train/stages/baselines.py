@@ -5,7 +5,8 @@ the encoder as often as in stage 2, at K = `baselines.rate`, best epoch picked o
 validation points.
 
 - `deepjscc-cnn`: a CNN encoder → K symbols → MLP classifier, end to end, cross-entropy only (no
-  teacher, no CAT);
+  teacher, no CAT); on equal terms (issue 19) its decoder reads the per-symbol effective SNR as
+  the CAT decoder does, and its images get the student's shift/flip augmentation;
 - `single-stage`: a fresh student of the same genotype and width + CAT + head trained at once
   through the channel with stage 2's loss (feature MSE to the teacher + KL + CE): RKD-SC without
   its first, channel-free stage;
@@ -23,6 +24,7 @@ writes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -35,6 +37,7 @@ from torch import nn
 from rkdsc_core import distributed
 from rkdsc_core.channels import ChannelMix
 from rkdsc_core.codec.cat import CATCodec
+from rkdsc_core.data.transforms import random_crop_flip
 from rkdsc_core.distill.losses import KDWeights
 from rkdsc_core.distill.robust import RobustDistiller
 from rkdsc_core.errors import RkdscError
@@ -69,6 +72,9 @@ class Trainee:
     predict: Callable[[torch.Tensor, nn.Module, torch.Tensor, torch.Generator], torch.Tensor]
     epochs: int
     use_mix: Callable[[ChannelMix], None]  # swap the training channel mix (low-SNR phase)
+    recipe: dict = dataclasses.field(
+        default_factory=dict
+    )  # what its metrics report it trained with
 
 
 def _cat_trainee(
@@ -109,19 +115,25 @@ def make_trainee(name: str, ctx: StageContext, data: ChannelData) -> Trainee:
             "rate": b.rate,
             "num_classes": num_classes,
             "width": b.deepjscc_width,
+            "snr_input": b.deepjscc_snr_input,
         }
         model = DeepJsccCnn(**spec)
         mix = {"train": ChannelMix.from_config(cfg.stage2.channel)}
+        pad = cfg.store.augment_pad  # the student's shift bound (its stored views)
 
         def step(idx, gen):
-            out = mix["train"](model.encode(data.x(idx)), generator=gen)
-            logits = model.decode(out.symbols)
+            x = data.x(idx)
+            if b.deepjscc_augment:
+                x = random_crop_flip(x, pad, generator=gen)
+            out = mix["train"](model.encode(x), generator=gen)
+            logits = model.decode(out.symbols, out.snr_eff_db)
             labels = data.labels[idx]
             loss = nn.functional.cross_entropy(logits, labels)
             return {"loss": loss, "acc": (logits.argmax(1) == labels).float().mean().detach()}
 
         def predict(idx, channel, snr, gen):
-            return model.decode(channel(model.encode(data.x(idx)), snr, generator=gen).symbols)
+            out = channel(model.encode(data.x(idx)), snr, generator=gen)
+            return model.decode(out.symbols, out.snr_eff_db)
 
         return Trainee(
             {"model": model},
@@ -130,6 +142,10 @@ def make_trainee(name: str, ctx: StageContext, data: ChannelData) -> Trainee:
             predict,
             b.deepjscc_epochs,
             lambda m: mix.update(train=m),
+            {
+                "decoder_snr_input": b.deepjscc_snr_input,
+                "augment": f"shift ±{pad} px + h-flip" if b.deepjscc_augment else None,
+            },
         )
     if name == "single-stage":
         _, entry = load_stage1_student(ctx.run_dir)  # only its spec: the weights start fresh
@@ -221,6 +237,7 @@ def train_one(ctx: StageContext, name: str, t: Trainee, data: ChannelData) -> di
         "best": res.best,
         "history": res.history,
         "train_channel_mix": ChannelMix.from_config(cfg.stage2.channel).as_dict(),
+        "recipe": t.recipe,
         "provenance": provenance(config=None, seed=cfg.seed),
     }
     ctx.write_json("metrics.json", metrics)

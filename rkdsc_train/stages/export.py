@@ -80,7 +80,7 @@ def add_baselines(ctx: StageContext, manifest: dict, modules: dict) -> None:
             manifest[key] = {"builder": c["builder"], "spec": c["spec"], "params": c["params"]}
             parts[part] = key
         keep = ("rate", "epochs", "batch_size", "train_images", "train_seconds", "params", "best")
-        keep += ("finetune_epochs", "finetune_snr_max_db")
+        keep += ("finetune_epochs", "finetune_snr_max_db", "recipe")
         manifest["baselines"][name] = {
             "components": parts,
             **{k: m[k] for k in keep if k in m},

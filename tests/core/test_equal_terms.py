@@ -1,0 +1,110 @@
+"""Issue 19's equal terms and CAT ablations: the DeepJSCC-CNN decoder's per-symbol SNR input, the
+MLP codec of the CAT's size, and the ablation driver end to end on a tiny bundle (2 steps)."""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from rkdsc_core.codec.cat import CATCodec, CATConfig
+from rkdsc_core.codec.mlp import MLPCodec
+from rkdsc_core.models.deepjscc_cnn import DeepJsccCnn
+from rkdsc_core.torch_utils import count_params
+
+
+def test_deepjscc_decoder_reads_the_per_symbol_snr() -> None:
+    torch.manual_seed(0)
+    m = DeepJsccCnn(1, 8, 10, width=8, snr_input=True).eval()
+    y = m.encode(torch.randn(4, 1, 28, 28))
+    lo, hi = m.decode(y, torch.full((4,), -5.0)), m.decode(y, torch.full((4,), 15.0))
+    assert not torch.allclose(lo, hi)  # the SNR reaches the decoder
+    per_symbol = torch.full((4, 8), 15.0)
+    torch.testing.assert_close(m.decode(y, per_symbol), hi)  # [B] broadcasts as [B, K]
+    per_symbol[:, 0] = -5.0
+    assert not torch.allclose(m.decode(y, per_symbol), hi)  # each symbol's own SNR counts
+    with pytest.raises(ValueError, match="snr_db"):
+        m.decode(y)
+
+
+def test_deepjscc_without_snr_input_is_the_old_decoder() -> None:
+    """Bundles trained before issue 19 (no `snr_input` in their spec) load and ignore the SNR."""
+    from rkdsc_core.bundle import BUILDERS
+
+    old = BUILDERS["deepjscc_cnn"]({"in_channels": 1, "rate": 8, "num_classes": 10, "width": 8})
+    assert old.decoder[0].in_features == 16
+    y = old.encode(torch.randn(2, 1, 28, 28))
+    torch.testing.assert_close(old.decode(y), old.decode(y, torch.full((2,), 3.0)))
+    new = BUILDERS["deepjscc_cnn"](
+        {"in_channels": 1, "rate": 8, "num_classes": 10, "width": 8, "snr_input": True}
+    )
+    assert new.decoder[0].in_features == 24
+
+
+def test_mlp_codec_matches_the_cat_size_and_rate_logic() -> None:
+    torch.manual_seed(0)
+    cfg = CATConfig(feature_dim=64, k_max=16, rates=(4, 8, 16), tokens=8, d_model=32, heads=4)
+    cat = CATCodec(cfg)
+    mlp = MLPCodec(cfg, count_params(cat.encoder), count_params(cat.decoder))
+    for a, b in ((mlp.encoder, cat.encoder), (mlp.decoder, cat.decoder)):
+        assert abs(count_params(a) - count_params(b)) <= 0.03 * count_params(b)
+    f = torch.randn(6, 64)
+    x = mlp.encode(f, torch.tensor([4, 4, 8, 8, 16, 16]))
+    power = (x.abs() ** 2).sum(1) / torch.tensor([4, 4, 8, 8, 16, 16])
+    torch.testing.assert_close(power, torch.ones(6))
+    assert torch.all(x[:2, 4:] == 0)  # nested: nothing sent past k
+    # decoding the k received symbols alone = decoding them zero-padded with the rest masked
+    y, snr = x[:, :8], torch.full((6, 8), 3.0)
+    mask = torch.zeros(6, 16, dtype=torch.bool)
+    mask[:, :8] = True
+    padded = torch.nn.functional.pad(y, (0, 8))
+    torch.testing.assert_close(
+        mlp.decode_received(y, snr), mlp.decode(padded, torch.full((6, 16), 3.0), mask)
+    )
+    told = mlp.encode(f, 8, 10.0)
+    assert not torch.allclose(told, mlp.encode(f, 8))  # the encoder's SNR input counts
+
+
+def test_ablation_driver_on_a_tiny_bundle(tmp_path, monkeypatch) -> None:
+    from rkdsc_core.testing import make_tiny_bundle
+
+    bundle = make_tiny_bundle(tmp_path / "b", feature_dim=256, with_teacher=True)
+    out = tmp_path / "a.json"
+    argv = ["cat_ablations.py", "--bundle", str(bundle), "--store", str(tmp_path / "store")]
+    argv += ["--work", str(tmp_path / "w"), "--json", str(out), "--steps", "2", "--batch", "8"]
+    argv += ["--stage1-epochs", "1", "--stage1-images", "32", "--train-limit", "120", "--n", "40"]
+    argv += ["--seeds", "0,1", "--snr=-10,10"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path("scripts/cat_ablations.py", run_name="__main__")
+    rep = json.loads(out.read_text())
+    rows = {r["row"]: r for r in rep["rows"]}
+    assert set(rows) == {
+        "reference",
+        "decoder-no-snr",
+        "mlp-codec",
+        "per-k16",
+        "encoder-told-snr",
+        "stage1-shipped-loss",
+        "stage1-mse-only",
+    }
+    assert rep["split"] == "test" and rep["n"] == 40 and rep["budget"]["stage2_steps"] == 2
+    for r in rows.values():
+        assert len(r["points"]) == 4  # 2 channels × 2 SNRs
+        for p in r["points"]:
+            lo, hi = p["ci95"]
+            assert lo <= p["accuracy"] <= hi
+            assert (r["vs"] is None) == ("p_vs" not in p)
+    ref = rows["reference"]
+    assert ref["seeds"] == [0, 1] and all(len(p["seed_accuracies"]) == 2 for p in ref["points"])
+    assert rows["stage1-mse-only"]["vs"] == "stage1-shipped-loss"
+    # resumable: a second run reads every row back instead of training it again
+    first = out.read_text()
+    monkeypatch.setattr("torch.optim.AdamW.step", lambda *a, **k: pytest.fail("retrained"))
+    runpy.run_path("scripts/cat_ablations.py", run_name="__main__")
+    again = json.loads(out.read_text())
+    assert again["rows"] == json.loads(first)["rows"]
+    assert np.isfinite(ref["points"][0]["seed_std"])
