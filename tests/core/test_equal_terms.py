@@ -108,3 +108,45 @@ def test_ablation_driver_on_a_tiny_bundle(tmp_path, monkeypatch) -> None:
     again = json.loads(out.read_text())
     assert again["rows"] == json.loads(first)["rows"]
     assert np.isfinite(ref["points"][0]["seed_std"])
+
+
+def test_put_baselines_replaces_one_baseline_in_a_bundle(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    from rkdsc_core.bundle import Bundle
+    from rkdsc_core.eval.learned_baselines import trained_baseline
+    from rkdsc_core.runtime import load_bundle
+    from rkdsc_core.testing import make_tiny_bundle
+
+    bundle = make_tiny_bundle(tmp_path / "b")
+    before = load_bundle(bundle)
+    run = tmp_path / "run" / "baselines" / "deepjscc-cnn"
+    run.mkdir(parents=True)
+    spec = {"in_channels": 1, "rate": 8, "num_classes": 10, "width": 8, "snr_input": True}
+    model = DeepJsccCnn(**spec)
+    save_file(model.state_dict(), str(run / "model.safetensors"))
+    metrics = {
+        "rate": 8,
+        "epochs": 3,
+        "params": count_params(model),
+        "components": {"model": {"builder": "deepjscc_cnn", "spec": spec, "params": 1}},
+        "train_channel_mix": {"channels": ["awgn"]},
+        "recipe": {"decoder_snr_input": True},
+        "provenance": {"git_sha": "abc"},
+    }
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    sys.path.insert(0, "scripts")
+    try:
+        from put_baselines import put
+    finally:
+        sys.path.remove("scripts")
+    put(bundle, tmp_path / "run", ["deepjscc-cnn"])
+    after = Bundle(bundle)  # read afresh (load_bundle caches per process); hashes checked
+    mods, info = trained_baseline(after, "deepjscc-cnn", 8)
+    assert info["recipe"] == {"decoder_snr_input": True} and info["epochs"] == 3
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(mods["model"].state_dict()[k], v)
+    for k, v in before.cat.state_dict().items():  # the rest of the bundle is untouched
+        torch.testing.assert_close(after.cat.state_dict()[k], v)
+    with pytest.raises(SystemExit, match="no trained baseline"):
+        put(bundle, tmp_path / "run", ["single-stage"])
