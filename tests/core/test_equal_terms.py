@@ -150,3 +150,45 @@ def test_put_baselines_replaces_one_baseline_in_a_bundle(tmp_path) -> None:
         torch.testing.assert_close(after.cat.state_dict()[k], v)
     with pytest.raises(SystemExit, match="no trained baseline"):
         put(bundle, tmp_path / "run", ["single-stage"])
+
+
+def test_merge_baselines_takes_over_named_baselines_of_a_paired_run() -> None:
+    sys.path.insert(0, "scripts")
+    try:
+        from merge_baselines import merge
+    finally:
+        sys.path.remove("scripts")
+
+    def run(acc_b: float, sha: str) -> dict:
+        pts = [{"snr_db": 0.0, "accuracy": 0.9, "ci95": [0.8, 0.95]}]
+        bpts = [{"snr_db": 0.0, "accuracy": acc_b, "p_vs_rkdsc": 0.001, "vs_rkdsc": "win"}]
+        other = [{"snr_db": 0.0, "accuracy": 0.5, "p_vs_rkdsc": 0.5, "vs_rkdsc": "tie"}]
+        return {
+            "bundle": "default",
+            "dataset": "fmnist",
+            "split": "test",
+            "n": 100,
+            "channel": "awgn",
+            "rate": 16,
+            "points": pts,
+            "baselines": {"deepjscc-cnn": bpts, "no-cat": other},
+            "baseline_info": {"deepjscc-cnn": {"epochs": sha}, "no-cat": {}},
+            "provenance": {"git_sha": sha, "command": f"rkdsc eval {sha}"},
+        }
+
+    old, new = run(0.7, "old"), run(0.6, "new")
+    new["baselines"]["no-cat"][0]["accuracy"] = 0.1  # not taken over
+    out = merge(old, new, ["deepjscc-cnn"])
+    assert out["baselines"]["deepjscc-cnn"][0]["accuracy"] == 0.6
+    assert out["baselines"]["no-cat"][0]["accuracy"] == 0.5
+    assert out["baseline_info"]["deepjscc-cnn"] == {"epochs": "new"}
+    assert out["provenance"]["git_sha"] == "old"
+    assert out["provenance"]["merged"][0]["names"] == ["deepjscc-cnn"]
+    assert "wins at 0 dB" in out["comparison"]["deepjscc-cnn"]
+    assert old["baselines"]["deepjscc-cnn"][0]["accuracy"] == 0.7  # input left alone
+    unpaired = run(0.6, "new")
+    unpaired["points"][0]["accuracy"] = 0.91  # other draws or images: refused
+    with pytest.raises(ValueError, match="RKD-SC's point"):
+        merge(old, unpaired, ["deepjscc-cnn"])
+    with pytest.raises(ValueError, match="'n'"):
+        merge(old, {**new, "n": 50}, ["deepjscc-cnn"])
