@@ -16,7 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from rkdsc_core.bundle import load_component, read_manifest, resolve_bundle_path, save_bundle
-from rkdsc_train.stage_export import add_baselines
+from rkdsc_train.stages.export import add_baselines
 
 SUMMARY = ("rate", "epochs", "params", "train_seconds", "best", "recipe")
 
