@@ -116,7 +116,7 @@ def image_digital(
     r: BaselineRun,
     quality: int = 50,
     alist: str = "n_1800_k_0902_gap_28.alist",
-    max_images: int = 300,
+    max_images: int = 2000,  # issue 19: >= 2,000 (LDPC decoding is the slow part)
 ) -> tuple[list[dict], dict]:
     """JPEG (Pillow, shared header) → LDPC → QPSK, one frame per image at the image's own length
     (it cannot fit K symbols); the receiver decodes the JPEG and classifies it with the student."""
