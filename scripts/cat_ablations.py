@@ -8,7 +8,8 @@ split). `reference` is the shipped configuration at that budget (seeds `--seeds`
 spread); `decoder-no-snr` feeds the decoder a constant 0 dB instead of each symbol's effective
 SNR; `mlp-codec` swaps the transformers for MLPs of the same encoder and decoder sizes;
 `per-k16` trains at K = 16 alone instead of the nested rates; `encoder-told-snr` evaluates the
-`reference` codec with the encoder told the channel's SNR. Stage-1 rows: a fresh student of the
+`reference` codec with the encoder told the channel's SNR; `shipped-bundle` scores the bundle's
+own codec (full stage-2 budget) for scale. Stage-1 rows: a fresh student of the
 bundle's genotype trained `--stage1-epochs` epochs on `--stage1-images` clean training images
 with the conference paper's MSE-only loss or the shipped loss (feature MSE + KL + CE), each
 followed by the codec recipe above (seed 0).
@@ -62,6 +63,7 @@ ROWS = {
         "fresh student, short stage 1 with feature MSE only",
         "stage1-shipped-loss",
     ),
+    "shipped-bundle": ("the shipped bundle's own codec (full budget), for scale", "reference"),
 }
 STAGE1_WEIGHTS = {"stage1-mse-only": (1.0, 0.0, 0.0), "stage1-shipped-loss": None}  # None: bundle's
 
@@ -189,7 +191,10 @@ def run_row(row, seed, ctx, args) -> dict:
         }
     bundle, s2, cfg = ctx["bundle"], ctx["s2"], ctx["cat_cfg"]
     secs = 0.0
-    if row == "encoder-told-snr":
+    if row == "shipped-bundle":
+        cat, head = bundle.cat.eval(), bundle.head.eval()
+        correct = score(cat, head, ctx["test_feats"], ctx["test_labels"], args)
+    elif row == "encoder-told-snr":
         cat, head = ctx["reference_model"](seed)
         correct = score(cat, head, ctx["test_feats"], ctx["test_labels"], args, told=True)
     else:
@@ -317,9 +322,17 @@ def main() -> None:
         "test_labels": test.labels,
     }
     needs_student = any(r not in STAGE1_WEIGHTS for r in rows)
-    if needs_student:
-        ctx["feats"] = features(bundle.student, train.images[fit], bundle.norm)
-        ctx["test_feats"] = features(bundle.student, test.images, bundle.norm)
+    if needs_student:  # the bundle student's features, kept in --work for a resumed run
+        cache = Path(args.work) / "student_features.safetensors"
+        if cache.exists():
+            f = load_file(str(cache))
+            ctx["feats"], ctx["test_feats"] = f["train"], f["test"]
+        else:
+            ctx["feats"] = features(bundle.student, train.images[fit], bundle.norm)
+            ctx["test_feats"] = features(bundle.student, test.images, bundle.norm)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            save_file({"train": ctx["feats"], "test": ctx["test_feats"]}, str(cache))
+        log.info("student features: %d train, %d test", len(ctx["feats"]), len(test))
 
     def reference_model(seed: int):
         if not (Path(args.work) / f"reference_seed{seed}.npz").exists():

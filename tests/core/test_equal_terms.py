@@ -90,6 +90,7 @@ def test_ablation_driver_on_a_tiny_bundle(tmp_path, monkeypatch) -> None:
         "encoder-told-snr",
         "stage1-shipped-loss",
         "stage1-mse-only",
+        "shipped-bundle",
     }
     assert rep["split"] == "test" and rep["n"] == 40 and rep["budget"]["stage2_steps"] == 2
     for r in rows.values():
@@ -101,6 +102,14 @@ def test_ablation_driver_on_a_tiny_bundle(tmp_path, monkeypatch) -> None:
     ref = rows["reference"]
     assert ref["seeds"] == [0, 1] and all(len(p["seed_accuracies"]) == 2 for p in ref["points"])
     assert rows["stage1-mse-only"]["vs"] == "stage1-shipped-loss"
+    sys.path.insert(0, "scripts")
+    try:
+        from results_tables import ablation_table
+    finally:
+        sys.path.remove("scripts")
+    lines = ablation_table(rep).splitlines()
+    assert sum(line.startswith("| ") for line in lines) == 1 + 8 + 1  # head, rows, seed spread
+    assert any("mean ± sd" in line for line in lines)
     # resumable: a second run reads every row back instead of training it again
     first = out.read_text()
     monkeypatch.setattr("torch.optim.AdamW.step", lambda *a, **k: pytest.fail("retrained"))
