@@ -3,14 +3,14 @@ short CPU budget that is the same for every row, regenerated from this file's ro
 
 Codec rows: stage 2 (the bundle's CAT config, its loss, channel mix and SNR-hiding share) trained
 from scratch for `--steps` AdamW steps of `--batch` on the frozen student's clean features of
-stage 2's training images, one-cycle learning rate, last step kept (nothing is chosen on any
-split). `reference` is the shipped configuration at that budget (seeds `--seeds`: mean and
+`--train-images` of stage 2's training images (a class-balanced part), one-cycle learning rate,
+last step kept (nothing is chosen on any split). `reference` is the shipped configuration at that budget (seeds `--seeds`: mean and
 spread); `decoder-no-snr` feeds the decoder a constant 0 dB instead of each symbol's effective
 SNR; `mlp-codec` swaps the transformers for MLPs of the same encoder and decoder sizes;
 `per-k16` trains at K = 16 alone instead of the nested rates; `encoder-told-snr` evaluates the
 `reference` codec with the encoder told the channel's SNR; `shipped-bundle` scores the bundle's
 own codec (full stage-2 budget) for scale. Stage-1 rows: a fresh student of the
-bundle's genotype trained `--stage1-epochs` epochs on `--stage1-images` clean training images
+bundle's genotype trained `--stage1-epochs` epochs on the same clean training images
 with the conference paper's MSE-only loss or the shipped loss (feature MSE + KL + CE), each
 followed by the codec recipe above (seed 0).
 
@@ -40,7 +40,7 @@ from rkdsc_core.channels.draws import apply_keyed
 from rkdsc_core.codec.cat import CATCodec, CATConfig
 from rkdsc_core.codec.mlp import MLPCodec
 from rkdsc_core.data.datasets import load_dataset
-from rkdsc_core.data.subsets import validation_split
+from rkdsc_core.data.subsets import balanced_subset, validation_split
 from rkdsc_core.data.transforms import to_tensor
 from rkdsc_core.distill.losses import KDWeights, kd_objective
 from rkdsc_core.distill.robust import RobustDistiller
@@ -200,7 +200,7 @@ def run_row(row, seed, ctx, args) -> dict:
     else:
         student, feats, test_feats = bundle.student, ctx["feats"], ctx["test_feats"]
         if row in STAGE1_WEIGHTS:
-            fit = ctx["fit"][: args.stage1_images]
+            fit = ctx["fit"]
             student, secs = train_student(
                 bundle,
                 STAGE1_WEIGHTS[row],
@@ -280,7 +280,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=600, help="stage-2 steps of every codec row")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--stage1-epochs", type=int, default=2)
-    ap.add_argument("--stage1-images", type=int, default=12000)
+    ap.add_argument(
+        "--train-images", type=int, default=12000, help="stage-2 (and stage-1) training images"
+    )
     ap.add_argument("--train-limit", type=int, default=None, help="training images (tests)")
     ap.add_argument("--n", type=int, default=10000, help="test images")
     ap.add_argument("--rate", type=int, default=16)
@@ -308,6 +310,8 @@ def main() -> None:
     fit, _ = validation_split(  # stage 2's training images (its validation images left out)
         train.labels, args.run_cfg.data.val_fraction, args.run_cfg.seed, limit=s2.val_limit
     )
+    if args.train_images and args.train_images < len(fit):  # a class-balanced part of them
+        fit = fit[balanced_subset(train.labels[fit], args.train_images)]
     z_t, l_t = teacher_targets(bundle, train, args.store)
     ctx = {
         "bundle": bundle,
@@ -366,7 +370,7 @@ def main() -> None:
             "stage2_recipe": "the bundle's stage-2 loss, channel mix, SNR-hiding share and lr "
             "(one-cycle over the steps), AdamW, grad clip 5, from scratch, last step kept",
             "stage1_epochs": args.stage1_epochs,
-            "stage1_images": min(args.stage1_images, len(fit)),
+            "stage1_images": len(fit),
             "stage1_recipe": "the bundle's stage-1 batch, lr and weight decay, one-cycle, clean "
             "images (no augmentation) with clean teacher targets, student seed 0",
             "reference_seeds": seeds,

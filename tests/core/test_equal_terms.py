@@ -76,7 +76,7 @@ def test_ablation_driver_on_a_tiny_bundle(tmp_path, monkeypatch) -> None:
     out = tmp_path / "a.json"
     argv = ["cat_ablations.py", "--bundle", str(bundle), "--store", str(tmp_path / "store")]
     argv += ["--work", str(tmp_path / "w"), "--json", str(out), "--steps", "2", "--batch", "8"]
-    argv += ["--stage1-epochs", "1", "--stage1-images", "32", "--train-limit", "120", "--n", "40"]
+    argv += ["--stage1-epochs", "1", "--train-images", "64", "--train-limit", "120", "--n", "40"]
     argv += ["--seeds", "0,1", "--snr=-10,10"]
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path("scripts/cat_ablations.py", run_name="__main__")
