@@ -5,11 +5,11 @@ Codec rows: stage 2 (the bundle's CAT config, its loss, channel mix and SNR-hidi
 from scratch for `--steps` AdamW steps of `--batch` on the frozen student's clean features of
 `--train-images` of stage 2's training images (a class-balanced part), one-cycle learning rate,
 last step kept (nothing is chosen on any split). `reference` is the shipped configuration at
-that budget (seeds `--seeds`: mean and spread); `decoder-no-snr` feeds the decoder a constant 0 dB instead of each symbol's effective
-SNR; `mlp-codec` swaps the transformers for MLPs of the same encoder and decoder sizes;
-`per-k16` trains at K = 16 alone instead of the nested rates; `encoder-told-snr` evaluates the
-`reference` codec with the encoder told the channel's SNR; `shipped-bundle` scores the bundle's
-own codec (full stage-2 budget) for scale. Stage-1 rows: a fresh student of the
+that budget (seeds `--seeds`: mean and spread); `decoder-no-snr` feeds the decoder a constant
+0 dB instead of each symbol's effective SNR; `mlp-codec` swaps the transformers for MLPs of the
+same encoder and decoder sizes; `per-k16` trains at K = 16 alone instead of the nested rates;
+`encoder-told-snr` evaluates the `reference` codec with the encoder told the channel's SNR;
+`shipped-bundle` scores the bundle's own codec (full stage-2 budget) for scale. Stage-1 rows: a fresh student of the
 bundle's genotype trained `--stage1-epochs` epochs on the same clean training images
 with the conference paper's MSE-only loss or the shipped loss (feature MSE + KL + CE), each
 followed by the codec recipe above (seed 0).
