@@ -9,10 +9,10 @@ that budget (seeds `--seeds`: mean and spread); `decoder-no-snr` feeds the decod
 0 dB instead of each symbol's effective SNR; `mlp-codec` swaps the transformers for MLPs of the
 same encoder and decoder sizes; `per-k16` trains at K = 16 alone instead of the nested rates;
 `encoder-told-snr` evaluates the `reference` codec with the encoder told the channel's SNR;
-`shipped-bundle` scores the bundle's own codec (full stage-2 budget) for scale. Stage-1 rows: a fresh student of the
-bundle's genotype trained `--stage1-epochs` epochs on the same clean training images
-with the conference paper's MSE-only loss or the shipped loss (feature MSE + KL + CE), each
-followed by the codec recipe above (seed 0).
+`shipped-bundle` scores the bundle's own codec (full stage-2 budget) for scale. Stage-1 rows:
+a fresh student of the bundle's genotype trained `--stage1-epochs` epochs on the same clean
+training images with the conference paper's MSE-only loss or the shipped loss (feature MSE +
+KL + CE), each followed by the codec recipe above (seed 0).
 
 Every row is scored on the test split, through the keyed channel draws every method uses (same
 images, same h and noise), with the encoder told nothing (as every evaluation): accuracy, Wilson
