@@ -212,6 +212,9 @@ class BaselinesConfig:
     # px, h-flip, fresh per batch); false reproduces the bundles trained before
     deepjscc_snr_input: bool = True
     deepjscc_augment: bool = True
+    # a bundle whose trained baselines (same names, same K) each baseline starts from; a layer
+    # that grew inputs (the DeepJSCC decoder's SNR columns) starts with zero weights on them
+    init_from: str | None = None
     single_stage_epochs: int = 6  # fresh student + CAT + head through the channel, no stage 1
     teacher_cat_epochs: int = 10  # frozen teacher embedding → fresh CAT + head
     # each baseline stops after this many epochs without a better validation score (0: off; its

@@ -244,6 +244,45 @@ def train_one(ctx: StageContext, name: str, t: Trainee, data: ChannelData) -> di
     return metrics
 
 
+def grow_into(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load `state` into `module`; a 2-D weight that gained input columns keeps the old ones
+    first and zeros on the new (the layer computes what it did until trained)."""
+    own = module.state_dict()
+    if set(own) != set(state):
+        raise RkdscError(
+            f"baselines.init_from: parameters differ ({sorted(set(own) ^ set(state))})"
+        )
+    new = {}
+    for key, old in state.items():
+        want = own[key]
+        if old.shape == want.shape:
+            new[key] = old
+        elif old.ndim == 2 and old.shape[0] == want.shape[0] and old.shape[1] < want.shape[1]:
+            new[key] = torch.zeros_like(want)
+            new[key][:, : old.shape[1]] = old
+        else:
+            raise RkdscError(
+                f"baselines.init_from: {key} has shape {tuple(old.shape)}, "
+                f"the configured one {tuple(want.shape)}"
+            )
+    module.load_state_dict(new)
+
+
+def warm_start(t: Trainee, bundle_ref: str, name: str, rate: int) -> None:
+    """Start trainee `t` from baseline `name` as trained in bundle `bundle_ref` (at `rate`)."""
+    from rkdsc_core.eval.learned_baselines import trained_baseline
+    from rkdsc_core.runtime import load_bundle
+
+    found = trained_baseline(load_bundle(bundle_ref), name, rate)
+    if found is None:
+        raise RkdscError(f"baselines.init_from: {bundle_ref} has no {name} trained at K={rate}")
+    modules, _ = found
+    for comp, m in t.modules.items():
+        grow_into(m, modules[comp].state_dict())
+    t.recipe["init_from"] = {"bundle": bundle_ref, "git_sha": found[1].get("git_sha")}
+    log.info("baseline %s starts from %s", name, bundle_ref)
+
+
 def run(ctx: StageContext) -> dict:
     names = list(ctx.cfg.baselines.names)
     for name in names:
@@ -259,7 +298,10 @@ def run(ctx: StageContext) -> dict:
             results[name] = json.loads(done.read_text())
             continue
         torch.manual_seed(ctx.cfg.seed)
-        results[name] = train_one(sub, name, make_trainee(name, sub, data), data)
+        trainee = make_trainee(name, sub, data)
+        if ctx.cfg.baselines.init_from:
+            warm_start(trainee, ctx.cfg.baselines.init_from, name, ctx.cfg.baselines.rate)
+        results[name] = train_one(sub, name, trainee, data)
     summary = {
         n: {k: r[k] for k in ("rate", "epochs", "params", "train_seconds", "best")}
         for n, r in results.items()

@@ -201,3 +201,20 @@ def test_merge_baselines_takes_over_named_baselines_of_a_paired_run() -> None:
         merge(old, unpaired, ["deepjscc-cnn"])
     with pytest.raises(ValueError, match="'n'"):
         merge(old, {**new, "n": 50}, ["deepjscc-cnn"])
+
+
+def test_warm_start_grows_the_deepjscc_decoder_without_changing_its_output() -> None:
+    from rkdsc_core.errors import RkdscError
+    from rkdsc_train.stages.baselines import grow_into
+
+    torch.manual_seed(0)
+    old = DeepJsccCnn(1, 8, 10, width=8).eval()
+    new = DeepJsccCnn(1, 8, 10, width=8, snr_input=True).eval()
+    grow_into(new, old.state_dict())
+    y = old.encode(torch.randn(3, 1, 28, 28))
+    torch.testing.assert_close(
+        new.encode(torch.zeros(3, 1, 28, 28)), old.encode(torch.zeros(3, 1, 28, 28))
+    )
+    torch.testing.assert_close(new.decode(y, torch.full((3,), 7.0)), old.decode(y))
+    with pytest.raises(RkdscError, match="shape"):
+        grow_into(old, new.state_dict())  # inputs never shrink
