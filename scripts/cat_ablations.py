@@ -272,7 +272,7 @@ def summarise(results: dict, args) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", default="default")
-    ap.add_argument("--store", default="runs/smallcat/store", help="teacher feature-store root")
+    ap.add_argument("--store", default="cache/feature_store", help="teacher feature-store root")
     ap.add_argument("--work", required=True, help="folder for finished rows (resume)")
     ap.add_argument("--json", required=True)
     ap.add_argument("--rows", default=",".join(ROWS))
