@@ -26,6 +26,7 @@ $R demo --bundle "$B"
 scripts/run_baselines.sh "$B" 10000
 # the CAT's ablations and stage 2's training-seed spread (issue 19; trains 10 short runs, ~2 h on
 # the shared 2 cores; resumable from runs/ablations)
-.venv/bin/python scripts/cat_ablations.py --work runs/ablations --json results/cat_ablations.json \
+.venv/bin/python scripts/cat_ablations.py --bundle "$B" --work runs/ablations \
+  --json results/cat_ablations.json \
   --steps 300 --batch 128 --train-images 12000
 .venv/bin/python scripts/results_tables.py --ablations results/cat_ablations.json --readme README.md
