@@ -15,10 +15,24 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import yaml
+
 from rkdsc_core.bundle import load_component, read_manifest, resolve_bundle_path, save_bundle
 from rkdsc_train.stages.export import add_baselines
 
 SUMMARY = ("rate", "epochs", "params", "train_seconds", "best", "recipe")
+
+
+class _Dumper(yaml.SafeDumper):
+    """The shipped manifest's layout: lists of 5+ floats (rate tables) on one line."""
+
+
+def _list(dumper: yaml.SafeDumper, data: list):
+    flow = len(data) >= 5 and all(isinstance(x, float) for x in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _list)
 
 
 def put(bundle: Path, run: Path, names: list[str]) -> dict:
@@ -44,6 +58,10 @@ def put(bundle: Path, run: Path, names: list[str]) -> dict:
             manifest[key] = new[key]
         manifest.setdefault("baselines", {})[name] = new["baselines"][name]
     save_bundle(bundle, manifest, modules)
+    written = bundle / "manifest.yaml"  # same content, laid out as before (a readable diff)
+    written.write_text(
+        yaml.dump(yaml.safe_load(written.read_text()), Dumper=_Dumper, sort_keys=False)
+    )
     log_dir = bundle / "training_log"
     if log_dir.is_dir():
         path = log_dir / "baselines.json"
