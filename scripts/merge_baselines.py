@@ -5,8 +5,14 @@ own points (same images, draws and RKD-SC accuracy, checked per point); the merg
 the old run's provenance and lists each merge under `provenance.merged`, and its wins / ties /
 losses sentences are regenerated from the tests.
 
+With `--measure` instead of a newer JSON, the named baselines and RKD-SC's points are measured
+now on the old run's images, SNRs, rate and seed (what `rkdsc eval --baselines` does, without
+re-measuring the clean teacher).
+
 Usage: python scripts/merge_baselines.py results/baselines/baselines_awgn_k16.json new.json \
            --names deepjscc-cnn,image-digital [--plot results/baselines/baselines_awgn_k16.png]
+       python scripts/merge_baselines.py results/baselines/baselines_awgn_k16.json --measure \
+           --names deepjscc-cnn [--bundle default] [--plot …]
 """
 
 from __future__ import annotations
@@ -45,16 +51,67 @@ def merge(old: dict, new: dict, names: list[str]) -> dict:
     return out
 
 
+def measure(old: dict, names: list[str], bundle_ref: str) -> dict:
+    """A run of baselines `names` and RKD-SC's points, paired with `old` (its images, channel,
+    SNRs, K and seed), in `rkdsc eval --baselines` JSON form."""
+    from rkdsc_core.eval.baselines import run_baselines
+    from rkdsc_core.eval.harness import snr_sweep
+    from rkdsc_core.eval.report import BASELINE_TRAIN_IMAGES
+    from rkdsc_core.provenance import provenance
+    from rkdsc_core.runtime import load_bundle
+
+    bundle = load_bundle(bundle_ref)
+    seed = int(old["provenance"].get("seed", 0))
+    data = bundle.dataset.load(old["split"], None, old["n"])
+    train = bundle.dataset.load("train").subset(BASELINE_TRAIN_IMAGES)
+    snrs = [p["snr_db"] for p in old["points"]]
+    code_factory = None
+    if any(n.endswith("-digital") or n.startswith("feature-digital") for n in names):
+        from rkdsc.cli import digital_code_factory  # gr-fec, from the GNU Radio side
+
+        code_factory = digital_code_factory(",".join(names))
+    rkdsc = snr_sweep(bundle, data, old["channel"], snrs, old["rate"], seed)
+    curves, info = run_baselines(
+        bundle,
+        data,
+        train,
+        old["channel"],
+        snrs,
+        old["rate"],
+        names,
+        code_factory,
+        seed,
+        accuracy_at_tx=old.get("clean_accuracy"),
+    )
+    return {
+        **{k: old.get(k) for k in ("bundle", "dataset", "split", "n", "channel", "rate")},
+        "points": stats.finish(rkdsc),
+        "baselines": {n: stats.compare(rkdsc, p) for n, p in curves.items()},
+        "baseline_info": info,
+        "provenance": provenance(
+            config={"merged_into": old["provenance"].get("command")}, seed=seed
+        ),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("old", help="the JSON to update in place")
-    ap.add_argument("new", help="the newer run's JSON")
+    ap.add_argument("new", nargs="?", help="the newer run's JSON (or --measure)")
+    ap.add_argument("--measure", action="store_true", help="measure the baselines now instead")
+    ap.add_argument("--bundle", default="default", help="with --measure")
     ap.add_argument("--names", required=True, help="comma-separated baselines to take over")
     ap.add_argument("--plot", default=None, help="redraw this figure from the merged JSON")
     args = ap.parse_args()
-    old, new = (json.loads(Path(p).read_text()) for p in (args.old, args.new))
+    if bool(args.new) == args.measure:
+        raise SystemExit("merge_baselines: give a newer JSON or --measure (not both)")
+    old = json.loads(Path(args.old).read_text())
+    names = args.names.split(",")
+    new = (
+        measure(old, names, args.bundle) if args.measure else json.loads(Path(args.new).read_text())
+    )
     try:
-        out = merge(old, new, args.names.split(","))
+        out = merge(old, new, names)
     except ValueError as exc:
         raise SystemExit(f"merge_baselines: {exc}") from None
     Path(args.old).write_text(json_text(out))

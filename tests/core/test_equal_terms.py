@@ -218,3 +218,31 @@ def test_warm_start_grows_the_deepjscc_decoder_without_changing_its_output() -> 
     torch.testing.assert_close(new.decode(y, torch.full((3,), 7.0)), old.decode(y))
     with pytest.raises(RkdscError, match="shape"):
         grow_into(old, new.state_dict())  # inputs never shrink
+
+
+def test_merge_baselines_measures_a_paired_run_on_a_tiny_bundle(tmp_path) -> None:
+    from rkdsc_core.testing import make_tiny_bundle
+
+    sys.path.insert(0, "scripts")
+    try:
+        from merge_baselines import measure, merge
+    finally:
+        sys.path.remove("scripts")
+    bundle = str(make_tiny_bundle(tmp_path / "b"))
+    skeleton = {
+        "bundle": "tiny",
+        "dataset": "fmnist",
+        "split": "test",
+        "n": 40,
+        "channel": "rayleigh",
+        "rate": 8,
+        "points": [{"snr_db": -5.0}, {"snr_db": 10.0}],
+        "provenance": {"seed": 3, "command": "rkdsc eval …"},
+    }
+    old = measure(skeleton, ["no-cat"], bundle)
+    assert [p["snr_db"] for p in old["baselines"]["no-cat"]] == [-5.0, 10.0]
+    assert all("p_vs_rkdsc" in p for p in old["baselines"]["no-cat"])
+    again = measure(old, ["no-cat"], bundle)  # keyed draws: the same RKD-SC points
+    out = merge(old, again, ["no-cat"])
+    assert out["baselines"]["no-cat"] == old["baselines"]["no-cat"]
+    assert out["provenance"]["merged"][0]["names"] == ["no-cat"]
