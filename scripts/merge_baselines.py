@@ -25,29 +25,38 @@ from rkdsc_core.eval import stats
 from rkdsc_core.outputs import json_text
 
 
-def merge(old: dict, new: dict, names: list[str]) -> dict:
+def merge(old: dict, new: dict, names: list[str], skip_unpaired: bool = False) -> dict:
     """`old` with baselines `names` (points and info) taken from `new`; raises ValueError when
-    the two runs are not paired (other images, channel, rate or RKD-SC points)."""
+    the two runs are not paired (other images, channel, rate or RKD-SC points). With
+    `skip_unpaired`, SNRs where RKD-SC's points differ are left out of the taken-over baselines
+    (and listed in the merge record) instead."""
     for key in ("bundle", "dataset", "split", "n", "channel", "rate", "images"):
         if key == "images" and key not in old:  # runs before the selection was recorded
             continue
         if old.get(key) != new.get(key):
             raise ValueError(f"the runs differ in {key!r}: {old.get(key)!r} vs {new.get(key)!r}")
     mine = {p["snr_db"]: p for p in old["points"]}
+    unpaired = []
     for p in new["points"]:
         q = mine.get(p["snr_db"])
         if q is None or (q["accuracy"], q.get("ci95")) != (p["accuracy"], p.get("ci95")):
-            raise ValueError(f"RKD-SC's point at {p['snr_db']:g} dB differs between the runs")
+            if not skip_unpaired:
+                raise ValueError(f"RKD-SC's point at {p['snr_db']:g} dB differs between the runs")
+            unpaired.append(p["snr_db"])
     out = json.loads(json.dumps(old))
     for name in names:
         if name not in new.get("baselines", {}):
             raise ValueError(f"baseline {name!r} is not in the newer run")
-        out["baselines"][name] = new["baselines"][name]
+        pts = [p for p in new["baselines"][name] if p["snr_db"] not in unpaired]
+        out["baselines"][name] = pts
         out["baseline_info"][name] = new["baseline_info"][name]
     out["comparison"] = stats.summary(out["baselines"])
     merged = out["provenance"].setdefault("merged", [])
     merged.append({"names": names, **{k: new["provenance"].get(k) for k in ("git_sha", "command")}})
     merged[-1]["date"] = new["provenance"].get("date")
+    if unpaired:
+        merged[-1]["left_out_snr_db"] = unpaired
+        merged[-1]["left_out_why"] = "RKD-SC's own point there differs from the older run's"
     return out
 
 
@@ -102,6 +111,11 @@ def main() -> None:
     ap.add_argument("--bundle", default="default", help="with --measure")
     ap.add_argument("--names", required=True, help="comma-separated baselines to take over")
     ap.add_argument("--plot", default=None, help="redraw this figure from the merged JSON")
+    ap.add_argument(
+        "--skip-unpaired",
+        action="store_true",
+        help="leave out SNRs where RKD-SC's points differ (listed in the merge record)",
+    )
     args = ap.parse_args()
     if bool(args.new) == args.measure:
         raise SystemExit("merge_baselines: give a newer JSON or --measure (not both)")
@@ -111,7 +125,7 @@ def main() -> None:
         measure(old, names, args.bundle) if args.measure else json.loads(Path(args.new).read_text())
     )
     try:
-        out = merge(old, new, names)
+        out = merge(old, new, names, args.skip_unpaired)
     except ValueError as exc:
         raise SystemExit(f"merge_baselines: {exc}") from None
     Path(args.old).write_text(json_text(out))

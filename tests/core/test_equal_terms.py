@@ -199,6 +199,10 @@ def test_merge_baselines_takes_over_named_baselines_of_a_paired_run() -> None:
     unpaired["points"][0]["accuracy"] = 0.91  # other draws or images: refused
     with pytest.raises(ValueError, match="RKD-SC's point"):
         merge(old, unpaired, ["deepjscc-cnn"])
+    kept = merge(old, unpaired, ["deepjscc-cnn"], skip_unpaired=True)
+    assert kept["baselines"]["deepjscc-cnn"] == []  # its one SNR was not paired: left out
+    assert kept["provenance"]["merged"][0]["left_out_snr_db"] == [0.0]
+    assert kept["points"] == old["points"]
     with pytest.raises(ValueError, match="'n'"):
         merge(old, {**new, "n": 50}, ["deepjscc-cnn"])
 
