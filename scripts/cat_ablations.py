@@ -3,16 +3,16 @@ short CPU budget that is the same for every row, regenerated from this file's ro
 
 Codec rows: stage 2 (the bundle's CAT config, its loss, channel mix and SNR-hiding share) trained
 from scratch for `--steps` AdamW steps of `--batch` on the frozen student's clean features of
-`--train-images` of stage 2's training images (a class-balanced part), one-cycle learning rate,
-last step kept (nothing is chosen on any split). `reference` is the shipped configuration at
-that budget (seeds `--seeds`: mean and spread); `decoder-no-snr` feeds the decoder a constant
-0 dB instead of each symbol's effective SNR; `mlp-codec` swaps the transformers for MLPs of the
-same encoder and decoder sizes; `per-k16` trains at K = 16 alone instead of the nested rates;
-`encoder-told-snr` evaluates the `reference` codec with the encoder told the channel's SNR;
-`shipped-bundle` scores the bundle's own codec (full stage-2 budget) for scale. Stage-1 rows:
-a fresh student of the bundle's genotype trained `--stage1-epochs` epochs on the same clean
-training images with the conference paper's MSE-only loss or the shipped loss (feature MSE +
-KL + CE), each followed by the codec recipe above (seed 0).
+stage 2's training images, one-cycle learning rate, last step kept (nothing is chosen on any
+split). `reference` is the shipped configuration at that budget; `decoder-no-snr` feeds the
+decoder a constant 0 dB instead of each symbol's effective SNR; `per-k16` trains at K = 16 alone
+instead of the nested rates; `encoder-told-snr` evaluates the `reference` codec with the encoder
+told the channel's SNR; `shipped-bundle` scores the bundle's own codec (full stage-2 budget) for
+scale. On a smaller pool (`--train-images`, a class-balanced part of the same images):
+`reference-small` (trained with every `--seeds`: mean and spread), `mlp-codec` (MLPs of the
+CAT's encoder and decoder sizes instead of the transformers) and the stage-1 rows: a fresh
+student of the bundle's genotype trained `--stage1-epochs` epochs on those clean images with the
+conference paper's MSE-only loss or the shipped loss (feature MSE + KL + CE), then the codec.
 
 Every row is scored on the test split, through the keyed channel draws every method uses (same
 images, same h and noise), with the encoder told nothing (as every evaluation): accuracy, Wilson
@@ -51,20 +51,25 @@ from rkdsc_core.torch_utils import count_params, cpu_state
 
 log = logging.getLogger("cat_ablations")
 
-#: row → (what it changes, the row its McNemar p is taken against)
+#: row → (what it changes, the row its McNemar p is taken against). Rows in SMALL train their
+#: codec on the `--train-images` pool (stage-1 rows also their student); the rest on all of stage
+#: 2's training images.
 ROWS = {
     "reference": ("the shipped configuration (nested CAT, stage-2 loss) at this budget", None),
     "decoder-no-snr": ("decoder given a constant 0 dB instead of each symbol's SNR", "reference"),
-    "mlp-codec": ("MLP encoder and decoder of the CAT's parameter counts", "reference"),
     "per-k16": ("codec trained at K = 16 alone instead of the nested rates", "reference"),
     "encoder-told-snr": ("the reference codec, encoder told the channel's SNR", "reference"),
-    "stage1-shipped-loss": ("fresh student, short stage 1 with the shipped loss", "reference"),
+    "reference-small": ("the reference on the smaller pool (training seeds)", None),
+    "mlp-codec": ("MLP encoder and decoder of the CAT's parameter counts", "reference-small"),
+    "stage1-shipped-loss": ("fresh student, short stage 1, shipped loss", "reference-small"),
     "stage1-mse-only": (
         "fresh student, short stage 1 with feature MSE only",
         "stage1-shipped-loss",
     ),
     "shipped-bundle": ("the shipped bundle's own codec (full budget), for scale", "reference"),
 }
+SMALL = ("reference-small", "mlp-codec", "stage1-shipped-loss", "stage1-mse-only")
+SEEDED = "reference-small"  # the row trained with every --seeds
 STAGE1_WEIGHTS = {"stage1-mse-only": (1.0, 0.0, 0.0), "stage1-shipped-loss": None}  # None: bundle's
 
 
@@ -193,14 +198,14 @@ def run_row(row, seed, ctx, args) -> dict:
     secs = 0.0
     if row == "shipped-bundle":
         cat, head = bundle.cat.eval(), bundle.head.eval()
-        correct = score(cat, head, ctx["test_feats"], ctx["test_labels"], args)
+        correct = score(cat, head, ctx["test_feats"](), ctx["test_labels"], args)
     elif row == "encoder-told-snr":
         cat, head = ctx["reference_model"](seed)
-        correct = score(cat, head, ctx["test_feats"], ctx["test_labels"], args, told=True)
+        correct = score(cat, head, ctx["test_feats"](), ctx["test_labels"], args, told=True)
     else:
-        student, feats, test_feats = bundle.student, ctx["feats"], ctx["test_feats"]
+        fit = ctx["pools"]["small" if row in SMALL else "all"]
+        student, test_feats = bundle.student, ctx["test_feats"]()
         if row in STAGE1_WEIGHTS:
-            fit = ctx["fit"]
             student, secs = train_student(
                 bundle,
                 STAGE1_WEIGHTS[row],
@@ -210,9 +215,10 @@ def run_row(row, seed, ctx, args) -> dict:
                 ctx["labels"][fit],
                 args,
             )
-            feats = features(student, ctx["train"].images[ctx["fit"]], bundle.norm)
+            feats = features(student, ctx["train"].images[fit], bundle.norm)
             test_feats = features(student, ctx["test"].images, bundle.norm)
-        fit = ctx["fit"]
+        else:
+            feats = ctx["pool_feats"]("small" if row in SMALL else "all")
         cat, head, s = train_codec(
             row,
             cfg,
@@ -276,7 +282,7 @@ def main() -> None:
     ap.add_argument("--work", required=True, help="folder for finished rows (resume)")
     ap.add_argument("--json", required=True)
     ap.add_argument("--rows", default=",".join(ROWS))
-    ap.add_argument("--seeds", default="0,1,2", help="training seeds of the reference row")
+    ap.add_argument("--seeds", default="0,1,2", help=f"training seeds of row {SEEDED}")
     ap.add_argument("--steps", type=int, default=600, help="stage-2 steps of every codec row")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--stage1-epochs", type=int, default=2)
@@ -310,8 +316,7 @@ def main() -> None:
     fit, _ = validation_split(  # stage 2's training images (its validation images left out)
         train.labels, args.run_cfg.data.val_fraction, args.run_cfg.seed, limit=s2.val_limit
     )
-    if args.train_images and args.train_images < len(fit):  # a class-balanced part of them
-        fit = fit[balanced_subset(train.labels[fit], args.train_images)]
+    small = fit[balanced_subset(train.labels[fit], min(args.train_images, len(fit)))]
     z_t, l_t = teacher_targets(bundle, train, args.store)
     ctx = {
         "bundle": bundle,
@@ -319,30 +324,33 @@ def main() -> None:
         "cat_cfg": CATConfig.from_dict(bundle.manifest["cat"]["spec"]),
         "train": train,
         "test": test,
-        "fit": fit,
+        "pools": {"all": fit, "small": small},  # a class-balanced part of stage 2's images
         "z_t": z_t,
         "l_t": l_t,
         "labels": torch.from_numpy(train.labels.astype(np.int64)),
         "test_labels": test.labels,
     }
-    needs_student = any(r not in STAGE1_WEIGHTS for r in rows)
-    if needs_student:  # the bundle student's features, kept in --work for a resumed run
-        cache = Path(args.work) / "student_features.safetensors"
-        if cache.exists():
-            f = load_file(str(cache))
-            ctx["feats"], ctx["test_feats"] = f["train"], f["test"]
-        else:
-            ctx["feats"] = features(bundle.student, train.images[fit], bundle.norm)
-            ctx["test_feats"] = features(bundle.student, test.images, bundle.norm)
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            save_file({"train": ctx["feats"], "test": ctx["test_feats"]}, str(cache))
-        log.info("student features: %d train, %d test", len(ctx["feats"]), len(test))
+
+    def cached(name: str, images: np.ndarray) -> torch.Tensor:
+        """The bundle student's features of `images`, kept in --work for a resumed run."""
+        path = Path(args.work) / f"student_features_{name}.safetensors"
+        if path.exists():
+            return load_file(str(path))["x"]
+        x = features(bundle.student, images, bundle.norm)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"x": x}, str(path))
+        return x
+
+    ctx["pool_feats"] = lambda pool: cached(
+        f"train{len(ctx['pools'][pool])}", train.images[ctx["pools"][pool]]
+    )
+    ctx["test_feats"] = lambda: cached(f"test{len(test)}", test.images)
 
     def reference_model(seed: int):
         if not (Path(args.work) / f"reference_seed{seed}.npz").exists():
             run_row("reference", seed, ctx, args)
         cat = make_codec("reference", ctx["cat_cfg"])
-        head = torch.nn.Linear(ctx["feats"].shape[1], len(bundle.classes))
+        head = torch.nn.Linear(ctx["cat_cfg"].feature_dim, len(bundle.classes))
         for m, part in ((cat, "cat"), (head, "head")):
             m.load_state_dict(
                 load_file(str(Path(args.work) / f"reference_seed{seed}.{part}.safetensors"))
@@ -352,7 +360,7 @@ def main() -> None:
     ctx["reference_model"] = reference_model
     results: dict = {}
     jobs = [(row, seeds[0]) for row in rows]  # every row first, then the extra seeds
-    jobs += [("reference", sd) for sd in seeds[1:] if "reference" in rows]
+    jobs += [(SEEDED, sd) for sd in seeds[1:] if SEEDED in rows]
     for row, seed in jobs:
         log.info("row %s seed %d", row, seed)
         results.setdefault(row, {})[seed] = run_row(row, seed, ctx, args)
@@ -367,13 +375,16 @@ def main() -> None:
             "stage2_steps": args.steps,
             "stage2_batch": args.batch,
             "stage2_train_images": len(fit),
+            "stage2_train_images_small": len(small),
+            "small_pool_rows": list(SMALL),
             "stage2_recipe": "the bundle's stage-2 loss, channel mix, SNR-hiding share and lr "
             "(one-cycle over the steps), AdamW, grad clip 5, from scratch, last step kept",
             "stage1_epochs": args.stage1_epochs,
-            "stage1_images": len(fit),
+            "stage1_images": len(small),
             "stage1_recipe": "the bundle's stage-1 batch, lr and weight decay, one-cycle, clean "
             "images (no augmentation) with clean teacher targets, student seed 0",
-            "reference_seeds": seeds,
+            "seeded_row": SEEDED,
+            "seeds": seeds,
         },
         "rows": summarise(results, args),
         "statistics": {

@@ -117,7 +117,9 @@ def ablation_table(rep: dict) -> str:
     out.append(
         f"Test split, n = {rep['n']}, K = {rep['rate']}, encoder not told the SNR (but in "
         f"encoder-told-snr), keyed channel draws; budget per row: {b['stage2_steps']} stage-2 "
-        f"steps of {b['stage2_batch']} from scratch; stage-1 rows: {b['stage1_epochs']} epochs "
+        f"steps of {b['stage2_batch']} from scratch on the student features of "
+        f"{b['stage2_train_images']:,} training images ({b['stage2_train_images_small']:,} for "
+        f"{', '.join(b['small_pool_rows'])}); stage-1 rows: {b['stage1_epochs']} epochs "
         f"on {b['stage1_images']:,} images first. Accuracy (%) with its 95% Wilson interval; "
         "p: paired exact McNemar against the row in brackets; ▲ / ▼: significantly above / "
         "below it at 5%."

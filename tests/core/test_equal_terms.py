@@ -91,6 +91,7 @@ def test_ablation_driver_on_a_tiny_bundle(tmp_path, monkeypatch) -> None:
         "stage1-shipped-loss",
         "stage1-mse-only",
         "shipped-bundle",
+        "reference-small",
     }
     assert rep["split"] == "test" and rep["n"] == 40 and rep["budget"]["stage2_steps"] == 2
     for r in rows.values():
@@ -99,8 +100,12 @@ def test_ablation_driver_on_a_tiny_bundle(tmp_path, monkeypatch) -> None:
             lo, hi = p["ci95"]
             assert lo <= p["accuracy"] <= hi
             assert (r["vs"] is None) == ("p_vs" not in p)
-    ref = rows["reference"]
-    assert ref["seeds"] == [0, 1] and all(len(p["seed_accuracies"]) == 2 for p in ref["points"])
+    ref = rows["reference-small"]
+    assert (
+        ref["seeds"] == [0, 1]
+        and rows["reference"]["seeds"] == [0]
+        and all(len(p["seed_accuracies"]) == 2 for p in ref["points"])
+    )
     assert rows["stage1-mse-only"]["vs"] == "stage1-shipped-loss"
     sys.path.insert(0, "scripts")
     try:
@@ -108,7 +113,7 @@ def test_ablation_driver_on_a_tiny_bundle(tmp_path, monkeypatch) -> None:
     finally:
         sys.path.remove("scripts")
     lines = ablation_table(rep).splitlines()
-    assert sum(line.startswith("| ") for line in lines) == 1 + 8 + 1  # head, rows, seed spread
+    assert sum(line.startswith("| ") for line in lines) == 1 + 9 + 1  # head, rows, seed spread
     assert any("mean ± sd" in line for line in lines)
     # resumable: a second run reads every row back instead of training it again
     first = out.read_text()
