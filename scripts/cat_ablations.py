@@ -69,7 +69,9 @@ ROWS = {
     "shipped-bundle": ("the shipped bundle's own codec (full budget), for scale", "reference"),
 }
 SMALL = ("reference-small", "mlp-codec", "stage1-shipped-loss", "stage1-mse-only")
-SEEDED = "reference-small"  # the row trained with every --seeds
+SEEDED = (
+    "reference-small"  # the row trained with every --seeds (and "reference": --reference-seeds)
+)
 STAGE1_WEIGHTS = {"stage1-mse-only": (1.0, 0.0, 0.0), "stage1-shipped-loss": None}  # None: bundle's
 
 
@@ -283,6 +285,7 @@ def main() -> None:
     ap.add_argument("--json", required=True)
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--seeds", default="0,1,2", help=f"training seeds of row {SEEDED}")
+    ap.add_argument("--reference-seeds", default="0", help="training seeds of row reference")
     ap.add_argument("--steps", type=int, default=600, help="stage-2 steps of every codec row")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--stage1-epochs", type=int, default=2)
@@ -301,6 +304,9 @@ def main() -> None:
         if r not in ROWS:
             raise SystemExit(f"unknown row {r!r} (choose from {', '.join(ROWS)})")
     seeds = [int(s) for s in args.seeds.split(",")]
+    ref_seeds = [int(s) for s in args.reference_seeds.split(",")]
+    if ref_seeds[0] != seeds[0]:
+        raise SystemExit("--reference-seeds must start with the first of --seeds")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(1)
     from rkdsc_core.config import Config, merge
@@ -361,6 +367,7 @@ def main() -> None:
     results: dict = {}
     jobs = [(row, seeds[0]) for row in rows]  # every row first, then the extra seeds
     jobs += [(SEEDED, sd) for sd in seeds[1:] if SEEDED in rows]
+    jobs += [("reference", sd) for sd in ref_seeds if "reference" in rows and sd != seeds[0]]
     for row, seed in jobs:
         log.info("row %s seed %d", row, seed)
         results.setdefault(row, {})[seed] = run_row(row, seed, ctx, args)
@@ -383,8 +390,7 @@ def main() -> None:
             "stage1_images": len(small),
             "stage1_recipe": "the bundle's stage-1 batch, lr and weight decay, one-cycle, clean "
             "images (no augmentation) with clean teacher targets, student seed 0",
-            "seeded_row": SEEDED,
-            "seeds": seeds,
+            "seeds": {SEEDED: seeds, "reference": ref_seeds},
         },
         "rows": summarise(results, args),
         "statistics": {

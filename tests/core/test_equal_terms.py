@@ -77,7 +77,7 @@ def test_ablation_driver_on_a_tiny_bundle(tmp_path, monkeypatch) -> None:
     argv = ["cat_ablations.py", "--bundle", str(bundle), "--store", str(tmp_path / "store")]
     argv += ["--work", str(tmp_path / "w"), "--json", str(out), "--steps", "2", "--batch", "8"]
     argv += ["--stage1-epochs", "1", "--train-images", "64", "--train-limit", "120", "--n", "40"]
-    argv += ["--seeds", "0,1", "--snr=-10,10"]
+    argv += ["--seeds", "0,1", "--reference-seeds", "0,2", "--snr=-10,10"]
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path("scripts/cat_ablations.py", run_name="__main__")
     rep = json.loads(out.read_text())
@@ -113,7 +113,7 @@ def test_ablation_driver_on_a_tiny_bundle(tmp_path, monkeypatch) -> None:
     finally:
         sys.path.remove("scripts")
     lines = ablation_table(rep).splitlines()
-    assert sum(line.startswith("| ") for line in lines) == 1 + 9 + 1  # head, rows, seed spread
+    assert sum(line.startswith("| ") for line in lines) == 1 + 9 + 2  # head, rows, two seed spreads
     assert any("mean ± sd" in line for line in lines)
     # resumable: a second run reads every row back instead of training it again
     first = out.read_text()
