@@ -103,7 +103,7 @@ def test_ablation_driver_on_a_tiny_bundle(tmp_path, monkeypatch) -> None:
     ref = rows["reference-small"]
     assert (
         ref["seeds"] == [0, 1]
-        and rows["reference"]["seeds"] == [0]
+        and rows["reference"]["seeds"] == [0, 2]
         and all(len(p["seed_accuracies"]) == 2 for p in ref["points"])
     )
     assert rows["stage1-mse-only"]["vs"] == "stage1-shipped-loss"
