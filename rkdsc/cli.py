@@ -92,6 +92,7 @@ def cmd_loopback(args: argparse.Namespace) -> int:
         args.target_accuracy,
         args.feedback_delay,
         args.feedback_loss,
+        args.feedback_timeout,
     )
     rep = run_loopback(
         snrs=args.snr,
@@ -348,6 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--feedback-delay", type=int, default=0, help="feedback delay in images")
     p.add_argument("--feedback-loss", type=float, default=0.0, help="feedback loss probability")
+    p.add_argument(
+        "--feedback-timeout",
+        type=float,
+        default=10.0,
+        help="ir: seconds after a request before the receiver decides with what it has",
+    )
     p.add_argument("--json", type=A.output_file, default=None, help="write the report here")
     p.set_defaults(func=cmd_loopback)
 

@@ -74,7 +74,7 @@ def test_cli_adapt_errors(tiny_bundle):
     for extra, message in (
         (["--adapt", "ir", "--k0", "32"], "--k0 32"),
         (["--adapt", "bogus"], "--adapt"),
-        (["--adapt", "ir", "--phy", "waveform"], "--phy symbol"),
+        (["--adapt", "ir", "--feedback-timeout", "0"], "--feedback-timeout"),
         (["--adapt", "ir", "--feedback-loss", "1"], "--feedback-loss"),
     ):
         cmd = RKDSC + ["loopback", "--bundle", tiny_bundle, "--snr", "5", "--rate", "16", *extra]

@@ -38,6 +38,7 @@ class Adapt:
     target: float = 0.99
     feedback_delay: int = 0
     feedback_loss: float = 0.0
+    timeout_s: float = 10.0  # the receiver decides an image whose increment is this late
 
 
 @dataclass
@@ -68,7 +69,6 @@ def build_symbol_loopback(
     k_factor: float = 4.0,
     draws: str = "keyed",
     adapt: Adapt = Adapt(),
-    timeout_s: float = 10.0,
 ) -> SymbolLoopback:
     """The graph of the `loopback_symbols.grc` flowgraph (with `adapt`, of
     `loopback_feedback.grc`), built in Python; `draws` picks the channel block (`DRAWS`)."""
@@ -99,7 +99,7 @@ def build_symbol_loopback(
         chan = keyed_channel(channel, snr_db, seed=seed, fd_ts=fd_ts, k_factor=k_factor)
     else:
         chan = symbol_channel(channel, snr_db, fd_ts=fd_ts, k_factor=k_factor, seed=seed)
-    rx = semantic_rx(bundle, device, confidence=adapt.confidence, timeout_s=timeout_s)
+    rx = semantic_rx(bundle, device, confidence=adapt.confidence, timeout_s=adapt.timeout_s)
     sink = accuracy_sink()
     tb.msg_connect(source, "out", tx, "in")
     tb.msg_connect(tx, "out", chan, "in")
@@ -170,7 +170,7 @@ def run_loopback(
     "keyed" (the default for `phy="symbol"`) the same channel draws, so that a point equals
     `rkdsc eval`'s at the same seed; "gnuradio" runs GNU Radio's own channel blocks.
     `images_per_frame` (N images per frame) is a waveform setting. `adapt`: rate adaptation
-    (symbol level only; the waveform's incremental redundancy is not built)."""
+    (both PHYs; `rkdsc_gr.ota_loopback` for the waveform's)."""
     if phy not in PHYS:
         raise RkdscError(f"--phy {phy} is not available yet (choose from {', '.join(PHYS)})")
     if phy == "waveform" and draws is not None:
@@ -188,6 +188,7 @@ def run_loopback(
             k_factor=k_factor,
             timeout_s=timeout_s,
             images_per_frame=images_per_frame,
+            adapt=adapt,
         )
         return run_waveform_loopback(bundle, channel, snrs, rate, n, split, data_root, seed, **kw)
     if images_per_frame != 1:
@@ -241,8 +242,8 @@ def _check_adapt(adapt: Adapt, phy: str, rate: int) -> None:
     """One-line errors for rate-adaptation options that do not fit together."""
     if adapt.mode not in ADAPT_MODES:
         raise RkdscError(f"--adapt {adapt.mode}: choose from {', '.join(ADAPT_MODES)}")
-    if adapt.mode != "none" and phy != "symbol":
-        raise RkdscError("--adapt snr|ir needs --phy symbol (the waveform IR is not built yet)")
+    if adapt.timeout_s <= 0:
+        raise RkdscError(f"--feedback-timeout {adapt.timeout_s} must be > 0 seconds")
     if adapt.mode == "ir" and not 1 <= adapt.k0 <= rate:
         raise RkdscError(f"--k0 {adapt.k0} must lie in 1..--rate {rate}")
     if adapt.step is not None and adapt.step < 1:
