@@ -156,6 +156,30 @@ def test_waveform_ir_lost_feedback_is_decided_by_the_timeout(tiny_bundle):
     assert 4 < p["mean_symbols"] < 16
 
 
+def test_waveform_snr_loopback_follows_ota_rx_feedback(tiny_bundle):
+    """--adapt snr over the waveform: ota_rx's feedback (one per image, the PHY's SNR estimate)
+    reaches semantic_tx, whose tiny rate table picks K = 4 at 5 dB (target 0.6); the images sent
+    before the first feedback came go at K_max = 16."""
+    n = 40
+    p = _run("snr", bundle=tiny_bundle, n=n)
+    hist = p["k_histogram"]
+    assert p["images_decided"] == n and sum(hist.values()) == n and set(hist) <= {"4", "16"}, p
+    assert hist.get("4", 0) >= 1 and p["feedback_per_image"] == 1 and p["requests_per_image"] == 0
+    assert p["mean_symbols"] == pytest.approx(sum(int(k) * v for k, v in hist.items()) / n)
+    frames = sum(v * CFG.frame_symbols(int(k)) for k, v in hist.items())
+    assert p["mean_channel_uses"] == pytest.approx(frames / n)
+
+
+def _scenario_snr(bundle: str, n: int) -> dict:
+    from rkdsc_gr.loopback import Adapt, run_loopback
+
+    adapt = Adapt("snr", target=0.6)
+    rep = run_loopback(
+        bundle, "awgn", [5.0], 16, n, "test", phy="waveform", timeout_s=300, adapt=adapt
+    )
+    return rep["points"][0]
+
+
 def _scenario_ir(bundle: str, n: int, confidence: float, loss=0.0, timeout=10.0) -> dict:
     from rkdsc_gr.loopback import Adapt, run_loopback
 

@@ -258,6 +258,8 @@ def adaptive_stats(lb: WaveformLoopback, n: int) -> dict:
     """The feedback loop's accounting of one point (issue 18), per image sent."""
     counts, trips = lb.decoder.counts(), lb.tx.round_trips()
     return {
+        # per image, not per increment sent (images_sent counts increments)
+        "channel_uses_per_image": lb.tx.burst_samples() / lb.tx.cfg.sps / n,
         "requests_per_image": counts["requests"] / n,
         "feedback_per_image": (lb.link.passed() + lb.link.lost()) / n,
         "feedback_lost": lb.link.lost(),
