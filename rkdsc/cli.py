@@ -127,8 +127,11 @@ def loopback_line(rep: dict, p: dict) -> str:
         line += f"  {p['channel_uses_per_image']:.1f} channel uses/image"
     if p.get("images_per_s") is not None:
         line += f"  {p['images_per_s']:.0f} images/s"
-    if "mean_channel_uses" in p:
+    if p.get("mean_symbols") is not None:  # the waveform: semantic symbols and all on the air
+        line += f"  {p['mean_symbols']:.2f} symbols/image ({p['mean_channel_uses']:.0f} on air)"
+    elif "mean_channel_uses" in p:
         line += f"  {p['mean_channel_uses']:.2f} symbols/image"
+    if "requests_per_image" in p:
         line += f"  {p['requests_per_image']:.2f} requests/image  K {p['k_histogram']}"
     return line
 
