@@ -8,12 +8,11 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from rkdsc import args as A
 from rkdsc.parser import build_parser
 from rkdsc_core.errors import RkdscError
-from rkdsc_core.outputs import json_text
+from rkdsc_core.outputs import write_json
 
 # OpenMP threads that spin while waiting cost 10x on a busy 2-core machine (measured); must be set
 # before torch is imported.
@@ -103,10 +102,7 @@ def cmd_loopback(args: argparse.Namespace) -> int:
         **{k: getattr(args, k) for k in keys},
     )
     if args.json:
-        from pathlib import Path
-
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json_text(rep))
+        write_json(args.json, rep)
     for p in rep["points"]:
         print(loopback_line(rep, p))
     if args.json:
@@ -197,8 +193,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for key, val in rep.get("gnuradio", {}).items():
         print(f"{key}: {val:.1f}" if isinstance(val, float) else f"{key}: {val}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json_text(rep))
+        write_json(args.json, rep)
         print(f"wrote {args.json}")
     return 0
 

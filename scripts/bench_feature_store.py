@@ -39,6 +39,7 @@ from rkdsc_core.distill.losses import KDWeights  # noqa: E402
 from rkdsc_core.models.teacher import Teacher, create_teacher  # noqa: E402
 from rkdsc_core.nas.genotype import Genotype  # noqa: E402
 from rkdsc_core.nas.student import build_student  # noqa: E402
+from rkdsc_core.outputs import write_json
 from rkdsc_core.provenance import provenance  # noqa: E402
 from rkdsc_core.seeding import seed_everything  # noqa: E402
 from rkdsc_train.targets import load_trained_teacher  # noqa: E402
@@ -272,9 +273,7 @@ def main() -> int:
             to_dict(cfg), args.seed, script="scripts/bench_feature_store.py", args=vars(args)
         ),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    out = write_json(args.out, result)
     for name, r in runs.items():
         print(
             f"{name}: store {r['store_epoch_seconds']:.1f} s, recompute "

@@ -8,7 +8,6 @@ same keyed channel draws (the offline path of `rkdsc loopback --phy symbol --ada
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 from rkdsc_core.adapt import ir_schedule
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.eval.adaptive import encode_raw_all, receive, simulate_point
+from rkdsc_core.outputs import write_json
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
 
@@ -152,9 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="results/rate_adaptation.json")
     args = ap.parse_args(argv)
     rep = measure(args)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rep, indent=2))
+    out = write_json(args.json, rep)
     plot(rep, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}")
     return 0

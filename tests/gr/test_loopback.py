@@ -31,13 +31,6 @@ def _fmnist_or_skip() -> None:
         pytest.skip(f"Fashion-MNIST ({FMNIST_FILES[0]}…) not installed")
 
 
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory) -> str:
-    from rkdsc_core.testing import make_tiny_bundle
-
-    return str(make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny"))
-
-
 def test_cli_writes_the_loopback_json(tiny_bundle, tmp_path):
     _fmnist_or_skip()
     out = tmp_path / "lb.json"

@@ -77,13 +77,6 @@ def test_source_chain_matches_numpy_and_the_library(tmp_path, name):
 
 
 @pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory) -> str:
-    from rkdsc_core.testing import make_tiny_bundle
-
-    return str(make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny"))
-
-
-@pytest.fixture(scope="module")
 def burst(tiny_bundle, tmp_path_factory) -> Path:
     """A cf32 recording of N_FRAMES frames, made as `rkdsc tx --mode file --record` makes it."""
     from rkdsc_gr.ota_radio import RecordConfig, run_tx
@@ -108,12 +101,7 @@ def _numpy_convert(base: Path, dst: Path, name: str) -> Path:
     """What a user does by hand: rails with numpy, the meta copied with a new core:datatype
     (its core:sha512 is now stale: a replay warns but plays)."""
     x = np.fromfile(sigmf_paths(base)[0], np.complex64)
-    dtype = DATATYPES[name]
-    rails = np.stack([x.real, x.imag], -1).reshape(-1) * dtype.full_scale + dtype.centre
-    if np.dtype(dtype.rail).kind != "f":
-        info = np.iinfo(dtype.rail)
-        rails = np.clip(np.round(rails), info.min, info.max)
-    rails.astype(dtype.rail).tofile(sigmf_paths(dst)[0])
+    quantise(x, DATATYPES[name]).tofile(sigmf_paths(dst)[0])
     doc = json.loads(sigmf_paths(base)[1].read_text())
     doc["global"]["core:datatype"] = name
     sigmf_paths(dst)[1].write_text(json.dumps(doc))

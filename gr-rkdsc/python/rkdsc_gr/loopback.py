@@ -171,13 +171,7 @@ def run_loopback(
     `rkdsc eval`'s at the same seed; "gnuradio" runs GNU Radio's own channel blocks.
     `images_per_frame` (N images per frame) is a waveform setting. `adapt`: rate adaptation
     (both PHYs; `rkdsc_gr.ota_loopback` for the waveform's)."""
-    if phy not in PHYS:
-        raise RkdscError(f"--phy {phy} is not available yet (choose from {', '.join(PHYS)})")
-    if phy == "waveform" and draws is not None:
-        raise RkdscError("--draws applies to --phy symbol (the waveform channel is GNU Radio's)")
-    draws = draws or "keyed"
-    if draws not in DRAWS:
-        raise RkdscError(f"--draws {draws}: choose from {', '.join(DRAWS)}")
+    draws = _check_phy(phy, draws, images_per_frame)
     _check_adapt(adapt, phy, rate)
     if phy == "waveform":
         from rkdsc_gr.ota_loopback import run_waveform_loopback
@@ -191,8 +185,6 @@ def run_loopback(
             adapt=adapt,
         )
         return run_waveform_loopback(bundle, channel, snrs, rate, n, split, data_root, seed, **kw)
-    if images_per_frame != 1:
-        raise RkdscError("--images-per-frame applies to --phy waveform (symbols carry no frames)")
     bun, ds, n = resolve_request(bundle, device, rate, n, split, data_root)
     points = []
     for i, snr in enumerate(snrs):
@@ -236,6 +228,20 @@ def run_loopback(
     rep = loopback_report(bun, split, n, channel, rate, phy, points, config, seed)
     rep["adapt"] = adapt.mode
     return rep
+
+
+def _check_phy(phy: str, draws: str | None, images_per_frame: int) -> str:
+    """One-line errors for options that do not fit the PHY; the symbol-level draws to use."""
+    if phy not in PHYS:
+        raise RkdscError(f"--phy {phy} is not available yet (choose from {', '.join(PHYS)})")
+    if phy == "waveform" and draws is not None:
+        raise RkdscError("--draws applies to --phy symbol (the waveform channel is GNU Radio's)")
+    draws = draws or "keyed"
+    if draws not in DRAWS:
+        raise RkdscError(f"--draws {draws}: choose from {', '.join(DRAWS)}")
+    if phy == "symbol" and images_per_frame != 1:
+        raise RkdscError("--images-per-frame applies to --phy waveform (symbols carry no frames)")
+    return draws
 
 
 def _check_adapt(adapt: Adapt, phy: str, rate: int) -> None:
