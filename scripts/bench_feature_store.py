@@ -148,31 +148,11 @@ def kd_epoch_pair(
 
 def bench_teacher(cfg, teacher, data, norm, store_root, views, make_student, args, label) -> dict:
     store = FeatureStore(store_root)
-    key = store.make_key(
-        teacher,
-        data.name,
-        data.split,
-        data.images,
-        data.labels,
-        norm,
-        views,
-        cfg.store.augment_pad,
-        cfg.seed,
-    )
-    hit = store.lookup(key) is not None
+    inputs = (teacher, data.name, data.split, data.images, data.labels, norm, views)
+    inputs += (cfg.store.augment_pad, cfg.seed)
+    hit = store.lookup(store.make_key(*inputs)) is not None
     t0 = time.perf_counter()
-    entry = store.get_or_build(
-        teacher,
-        data.name,
-        data.split,
-        data.images,
-        data.labels,
-        norm,
-        views=views,
-        pad=cfg.store.augment_pad,
-        seed=cfg.seed,
-        batch_size=cfg.store.batch_size,
-    )
+    entry = store.get_or_build(*inputs, batch_size=cfg.store.batch_size)
     build = time.perf_counter() - t0
     augment = views > 1 and cfg.stage1.augment
     out = kd_epoch_pair(

@@ -86,6 +86,11 @@ def measure(args) -> dict:
     }
 
 
+def _uses_vs_accuracy(ax, rows: list[dict], fmt: str, **kw) -> None:
+    """Plot accuracy against mean channel uses per image, one marker per row."""
+    ax.plot([r["mean_channel_uses"] for r in rows], [r["accuracy"] for r in rows], fmt, **kw)
+
+
 def plot(rep: dict, path: Path) -> None:
     import matplotlib
 
@@ -101,13 +106,7 @@ def plot(rep: dict, path: Path) -> None:
         ax = axes[chans.index(p["channel"])][snrs.index(p["snr_db"])]
         ks = [int(k) for k in p["fixed"]]
         fx = list(p["fixed"].values())
-        ax.plot(
-            [f["mean_channel_uses"] for f in fx],
-            [f["accuracy"] for f in fx],
-            "o-",
-            color="0.4",
-            label="fixed K",
-        )
+        _uses_vs_accuracy(ax, fx, "o-", color="0.4", label="fixed K")
         for k, f in zip(ks, fx):
             ax.annotate(
                 str(k),
@@ -117,13 +116,7 @@ def plot(rep: dict, path: Path) -> None:
                 textcoords="offset points",
             )
         ir = list(p["ir"].values())
-        ax.plot(
-            [r["mean_channel_uses"] for r in ir],
-            [r["accuracy"] for r in ir],
-            "s-",
-            color="C3",
-            label="IR (3 confidences)",
-        )
+        _uses_vs_accuracy(ax, ir, "s-", color="C3", label="IR (3 confidences)")
         s = p["snr"]
         ax.plot(s["mean_channel_uses"], s["accuracy"], "^", color="C0", ms=8, label="SNR-chosen K")
         ax.set_xscale("log", base=2)
