@@ -45,6 +45,7 @@ from rkdsc_core.data.transforms import to_tensor
 from rkdsc_core.distill.losses import KDWeights, kd_objective
 from rkdsc_core.distill.robust import RobustDistiller
 from rkdsc_core.eval import stats
+from rkdsc_core.outputs import write_json
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
 from rkdsc_core.torch_utils import count_params, cpu_state
@@ -269,7 +270,7 @@ def summarise(results: dict, args) -> list[dict]:
     return out
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", default="default")
     ap.add_argument("--store", default="cache/feature_store", help="teacher feature-store root")
@@ -290,17 +291,18 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="channel-draw seed of the evaluation")
     args = ap.parse_args()
     args.snrs = [float(s) for s in args.snr.split(",")]
-    rows = args.rows.split(",")
-    for r in rows:
+    for r in args.rows.split(","):
         if r not in ROWS:
             raise SystemExit(f"unknown row {r!r} (choose from {', '.join(ROWS)})")
-    seeds = [int(s) for s in args.seeds.split(",")]
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    torch.set_num_threads(1)
+    return args
+
+
+def load_context(bundle, args: argparse.Namespace, rows: list[str]) -> dict:
+    """What every row trains and scores on: the bundle's stage-2 config, the training images
+    stage 2 fits on (`fit`), the test images, teacher targets and, where a row needs them, the
+    bundle student's features (cached in --work for a resumed run). Sets `args.run_cfg`."""
     from rkdsc_core.config import Config, merge
 
-    t0 = time.time()
-    bundle = load_bundle(args.bundle)
     run_cfg = bundle.manifest.get("provenance", {}).get("config")
     args.run_cfg = merge(Config(), run_cfg) if run_cfg else Config()
     s2 = args.run_cfg.stage2
@@ -325,8 +327,7 @@ def main() -> None:
         "labels": torch.from_numpy(train.labels.astype(np.int64)),
         "test_labels": test.labels,
     }
-    needs_student = any(r not in STAGE1_WEIGHTS for r in rows)
-    if needs_student:  # the bundle student's features, kept in --work for a resumed run
+    if any(r not in STAGE1_WEIGHTS for r in rows):
         cache = Path(args.work) / "student_features.safetensors"
         if cache.exists():
             f = load_file(str(cache))
@@ -337,40 +338,42 @@ def main() -> None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             save_file({"train": ctx["feats"], "test": ctx["test_feats"]}, str(cache))
         log.info("student features: %d train, %d test", len(ctx["feats"]), len(test))
+    return ctx
+
+
+def reference_loader(ctx: dict, args: argparse.Namespace):
+    """`seed → (cat, head)` of the reference row, trained first when --work has none."""
 
     def reference_model(seed: int):
         if not (Path(args.work) / f"reference_seed{seed}.npz").exists():
             run_row("reference", seed, ctx, args)
         cat = make_codec("reference", ctx["cat_cfg"])
-        head = torch.nn.Linear(ctx["feats"].shape[1], len(bundle.classes))
+        head = torch.nn.Linear(ctx["feats"].shape[1], len(ctx["bundle"].classes))
         for m, part in ((cat, "cat"), (head, "head")):
             m.load_state_dict(
                 load_file(str(Path(args.work) / f"reference_seed{seed}.{part}.safetensors"))
             )
         return cat.eval(), head.eval()
 
-    ctx["reference_model"] = reference_model
-    results: dict = {}
-    jobs = [(row, seeds[0]) for row in rows]  # every row first, then the extra seeds
-    jobs += [("reference", sd) for sd in seeds[1:] if "reference" in rows]
-    for row, seed in jobs:
-        log.info("row %s seed %d", row, seed)
-        results.setdefault(row, {})[seed] = run_row(row, seed, ctx, args)
-    rep = {
+    return reference_model
+
+
+def report(args: argparse.Namespace, ctx: dict, seeds: list[int], results: dict, t0: float):
+    return {
         "bundle": args.bundle,
-        "dataset": bundle.manifest["dataset"]["name"],
+        "dataset": ctx["bundle"].manifest["dataset"]["name"],
         "split": "test",
-        "n": len(test),
+        "n": len(ctx["test"]),
         "rate": args.rate,
         "encoder_snr": "unknown (as every evaluation) except row encoder-told-snr",
         "budget": {
             "stage2_steps": args.steps,
             "stage2_batch": args.batch,
-            "stage2_train_images": len(fit),
+            "stage2_train_images": len(ctx["fit"]),
             "stage2_recipe": "the bundle's stage-2 loss, channel mix, SNR-hiding share and lr "
             "(one-cycle over the steps), AdamW, grad clip 5, from scratch, last step kept",
             "stage1_epochs": args.stage1_epochs,
-            "stage1_images": len(fit),
+            "stage1_images": len(ctx["fit"]),
             "stage1_recipe": "the bundle's stage-1 batch, lr and weight decay, one-cycle, clean "
             "images (no augmentation) with clean teacher targets, student seed 0",
             "reference_seeds": seeds,
@@ -389,8 +392,25 @@ def main() -> None:
             seed=seeds[0],
         ),
     }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(rep, indent=2))
+
+
+def main() -> None:
+    args = parse_args()
+    rows = args.rows.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    torch.set_num_threads(1)
+    t0 = time.time()
+    ctx = load_context(load_bundle(args.bundle), args, rows)
+    ctx["reference_model"] = reference_loader(ctx, args)
+    results: dict = {}
+    jobs = [(row, seeds[0]) for row in rows]  # every row first, then the extra seeds
+    jobs += [("reference", sd) for sd in seeds[1:] if "reference" in rows]
+    for row, seed in jobs:
+        log.info("row %s seed %d", row, seed)
+        results.setdefault(row, {})[seed] = run_row(row, seed, ctx, args)
+    rep = report(args, ctx, seeds, results, t0)
+    write_json(args.json, rep)
     print(json.dumps({r["row"]: [p["accuracy"] for p in r["points"]] for r in rep["rows"]}))
 
 

@@ -15,7 +15,7 @@ from gnuradio import gr
 
 from rkdsc_core.adapt import ADAPT_MODES
 from rkdsc_core.errors import RkdscError
-from rkdsc_gr.loopback_report import loopback_report, resolve_request
+from rkdsc_gr.loopback_report import NO_ADAPT, Adapt, loopback_report, resolve_request
 
 log = logging.getLogger(__name__)
 
@@ -25,20 +25,6 @@ PHYS = ("symbol", "waveform")  # waveform: rkdsc_gr.ota_loopback
 #: own channel blocks (rkdsc_symbol_channel)
 DRAWS = ("keyed", "gnuradio")
 SNR_PACE_IMAGES_PER_S = 200.0
-
-
-@dataclass(frozen=True)
-class Adapt:
-    """The rate adaptation of a loopback (`rkdsc loopback --adapt …`)."""
-
-    mode: str = "none"
-    k0: int = 4
-    step: int | None = None
-    confidence: float = 0.98
-    target: float = 0.99
-    feedback_delay: int = 0
-    feedback_loss: float = 0.0
-    timeout_s: float = 10.0  # the receiver decides an image whose increment is this late
 
 
 @dataclass
@@ -68,7 +54,7 @@ def build_symbol_loopback(
     fd_ts: float = 0.01,
     k_factor: float = 4.0,
     draws: str = "keyed",
-    adapt: Adapt = Adapt(),
+    adapt: Adapt = NO_ADAPT,
 ) -> SymbolLoopback:
     """The graph of the `loopback_symbols.grc` flowgraph (with `adapt`, of
     `loopback_feedback.grc`), built in Python; `draws` picks the channel block (`DRAWS`)."""
@@ -163,7 +149,7 @@ def run_loopback(
     timeout_s: float | None = None,
     draws: str | None = None,
     images_per_frame: int = 1,
-    adapt: Adapt = Adapt(),
+    adapt: Adapt = NO_ADAPT,
 ) -> dict:
     """Accuracy vs SNR through the symbol-level flowgraph, on the first `n` images of the bundle's
     dataset split (all when None): the same images `rkdsc eval --n` uses, and with `draws`
@@ -207,16 +193,7 @@ def run_loopback(
         paced = n / SNR_PACE_IMAGES_PER_S if adapt.mode == "snr" else 0.0
         point = run_graph(lb, n, timeout_s or 60.0 + n / 20.0 + paced)
         points.append({"snr_db": float(snr), **point})
-        log.info(
-            "loopback %s %g dB K=%d: accuracy %.4f (%d/%d frames, %.0f images/s)",
-            channel,
-            snr,
-            rate,
-            point["accuracy"] or 0.0,
-            point["frames_detected"],
-            point["frames_sent"],
-            point["images_per_s"] or 0.0,
-        )
+        _log_point(channel, snr, rate, point)
     config = {
         "channel": channel,
         "fd_ts": fd_ts,
@@ -228,6 +205,19 @@ def run_loopback(
     rep = loopback_report(bun, split, n, channel, rate, phy, points, config, seed)
     rep["adapt"] = adapt.mode
     return rep
+
+
+def _log_point(channel: str, snr: float, rate: int, point: dict) -> None:
+    log.info(
+        "loopback %s %g dB K=%d: accuracy %.4f (%d/%d frames, %.0f images/s)",
+        channel,
+        snr,
+        rate,
+        point["accuracy"] or 0.0,
+        point["frames_detected"],
+        point["frames_sent"],
+        point["images_per_s"] or 0.0,
+    )
 
 
 def _check_phy(phy: str, draws: str | None, images_per_frame: int) -> str:

@@ -1,14 +1,33 @@
-"""What the symbol-level (`loopback`) and waveform (`ota_loopback`) loopbacks share: checking the
-request against the bundle and its dataset, and the loopback JSON of DESIGN.md §5. Imports no
-GNU Radio, and neither loopback module."""
+"""What the symbol-level (`loopback`) and waveform (`ota_loopback`) loopbacks share: their rate
+adaptation options (`Adapt`), checking the request against the bundle and its dataset, and the
+loopback JSON of DESIGN.md §5. Imports no GNU Radio, and neither loopback module."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from rkdsc_core.bundle import bundle_ref
 from rkdsc_core.data.subsets import selection_record
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
+
+
+@dataclass(frozen=True)
+class Adapt:
+    """The rate adaptation of a loopback (`rkdsc loopback --adapt …`)."""
+
+    mode: str = "none"
+    k0: int = 4
+    step: int | None = None
+    confidence: float = 0.98
+    target: float = 0.99
+    feedback_delay: int = 0
+    feedback_loss: float = 0.0
+    timeout_s: float = 10.0  # the receiver decides an image whose increment is this late
+
+
+NO_ADAPT = Adapt()  # fixed K, no feedback
 
 #: (bundle folder, split, n) → the JSON record of the images resolve_request selected, which
 #: loopback_report adds to the report (both run in the one process of a loopback command)

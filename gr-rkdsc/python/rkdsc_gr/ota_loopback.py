@@ -101,7 +101,7 @@ def build_waveform_loopback(
     from rkdsc_gr.accuracy_sink import accuracy_sink
     from rkdsc_gr.feedback_link import feedback_link
     from rkdsc_gr.image_source import image_source
-    from rkdsc_gr.loopback import Adapt
+    from rkdsc_gr.loopback_report import Adapt
     from rkdsc_gr.ota_channel import ota_channel
     from rkdsc_gr.ota_rx import ota_rx
     from rkdsc_gr.ota_tx import ota_tx
@@ -296,7 +296,7 @@ def run_waveform_loopback(
     clock, the 3-tap `DEFAULT_TAPS`. `adapt` (`loopback.Adapt`): rate adaptation."""
     from dataclasses import asdict
 
-    from rkdsc_gr.loopback import Adapt
+    from rkdsc_gr.loopback_report import Adapt
 
     adapt = adapt or Adapt()
     bun, ds, n = resolve_request(bundle, device, rate, n, split, data_root)
