@@ -25,6 +25,7 @@ Usage: python scripts/cat_ablations.py --work runs/ablations --json results/cat_
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import platform
@@ -41,7 +42,7 @@ from rkdsc_core.codec.cat import CATCodec, CATConfig
 from rkdsc_core.codec.mlp import MLPCodec
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.subsets import balanced_subset, validation_split
-from rkdsc_core.data.transforms import to_tensor
+from rkdsc_core.data.transforms import map_images, to_tensor
 from rkdsc_core.distill.losses import KDWeights, kd_objective
 from rkdsc_core.distill.robust import RobustDistiller
 from rkdsc_core.eval import stats
@@ -87,13 +88,9 @@ def make_codec(row: str, cfg: CATConfig) -> CATCodec:
     return CATCodec(cfg)
 
 
-@torch.no_grad()
-def features(student, images: np.ndarray, norm, bs: int = 500) -> torch.Tensor:
+def features(student, images: np.ndarray, norm) -> torch.Tensor:
     """Clean student features float32 [N, D]."""
-    student.eval()
-    return torch.cat(
-        [student(to_tensor(images[i : i + bs], norm))[0] for i in range(0, len(images), bs)]
-    )
+    return map_images(lambda x: student.eval()(x)[0], images, norm)
 
 
 def teacher_targets(bundle, data, store_root: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -200,32 +197,14 @@ def run_row(row, seed, ctx, args) -> dict:
         correct = score(cat, head, ctx["test_feats"], ctx["test_labels"], args, told=True)
     else:
         student, feats, test_feats = bundle.student, ctx["feats"], ctx["test_feats"]
-        if row in STAGE1_WEIGHTS:
-            fit = ctx["fit"]
-            student, secs = train_student(
-                bundle,
-                STAGE1_WEIGHTS[row],
-                ctx["train"].images[fit],
-                ctx["z_t"][fit],
-                ctx["l_t"][fit],
-                ctx["labels"][fit],
-                args,
-            )
-            feats = features(student, ctx["train"].images[ctx["fit"]], bundle.norm)
-            test_feats = features(student, ctx["test"].images, bundle.norm)
         fit = ctx["fit"]
-        cat, head, s = train_codec(
-            row,
-            cfg,
-            s2,
-            student.head,
-            feats,
-            ctx["z_t"][fit],
-            ctx["l_t"][fit],
-            ctx["labels"][fit],
-            args,
-            seed,
-        )
+        targets = (ctx["z_t"][fit], ctx["l_t"][fit], ctx["labels"][fit])  # teacher's, labels
+        if row in STAGE1_WEIGHTS:
+            images = ctx["train"].images[fit]
+            student, secs = train_student(bundle, STAGE1_WEIGHTS[row], images, *targets, args)
+            feats = features(student, images, bundle.norm)
+            test_feats = features(student, ctx["test"].images, bundle.norm)
+        cat, head, s = train_codec(row, cfg, s2, student.head, feats, *targets, args, seed)
         secs += s
         Path(args.work).mkdir(parents=True, exist_ok=True)
         save_file(cpu_state(cat), str(Path(args.work) / f"{row}_seed{seed}.cat.safetensors"))
@@ -341,21 +320,17 @@ def load_context(bundle, args: argparse.Namespace, rows: list[str]) -> dict:
     return ctx
 
 
-def reference_loader(ctx: dict, args: argparse.Namespace):
-    """`seed → (cat, head)` of the reference row, trained first when --work has none."""
-
-    def reference_model(seed: int):
-        if not (Path(args.work) / f"reference_seed{seed}.npz").exists():
-            run_row("reference", seed, ctx, args)
-        cat = make_codec("reference", ctx["cat_cfg"])
-        head = torch.nn.Linear(ctx["feats"].shape[1], len(ctx["bundle"].classes))
-        for m, part in ((cat, "cat"), (head, "head")):
-            m.load_state_dict(
-                load_file(str(Path(args.work) / f"reference_seed{seed}.{part}.safetensors"))
-            )
-        return cat.eval(), head.eval()
-
-    return reference_model
+def reference_model(seed: int, ctx: dict, args: argparse.Namespace):
+    """(cat, head) of the reference row at `seed`, trained first when --work has none."""
+    if not (Path(args.work) / f"reference_seed{seed}.npz").exists():
+        run_row("reference", seed, ctx, args)
+    cat = make_codec("reference", ctx["cat_cfg"])
+    head = torch.nn.Linear(ctx["feats"].shape[1], len(ctx["bundle"].classes))
+    for m, part in ((cat, "cat"), (head, "head")):
+        m.load_state_dict(
+            load_file(str(Path(args.work) / f"reference_seed{seed}.{part}.safetensors"))
+        )
+    return cat.eval(), head.eval()
 
 
 def report(args: argparse.Namespace, ctx: dict, seeds: list[int], results: dict, t0: float):
@@ -402,7 +377,7 @@ def main() -> None:
     torch.set_num_threads(1)
     t0 = time.time()
     ctx = load_context(load_bundle(args.bundle), args, rows)
-    ctx["reference_model"] = reference_loader(ctx, args)
+    ctx["reference_model"] = functools.partial(reference_model, ctx=ctx, args=args)
     results: dict = {}
     jobs = [(row, seeds[0]) for row in rows]  # every row first, then the extra seeds
     jobs += [("reference", sd) for sd in seeds[1:] if "reference" in rows]

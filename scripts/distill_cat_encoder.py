@@ -27,21 +27,15 @@ from rkdsc_core.bundle import count_params, load_component, read_manifest, save_
 from rkdsc_core.channels import make_channel, normalize_power
 from rkdsc_core.codec.cat import CATCodec, CATConfig
 from rkdsc_core.data.subsets import balanced_subset, validation_split
-from rkdsc_core.data.transforms import to_tensor
+from rkdsc_core.data.transforms import map_images
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
 
 log = logging.getLogger("distill_cat_encoder")
 
 
-@torch.no_grad()
-def features(bundle, images: np.ndarray, bs: int = 500) -> torch.Tensor:
-    return torch.cat(
-        [
-            bundle.student(to_tensor(images[i : i + bs], bundle.norm))[0]
-            for i in range(0, len(images), bs)
-        ]
-    )
+def features(bundle, images: np.ndarray) -> torch.Tensor:
+    return map_images(lambda x: bundle.student(x)[0], images, bundle.norm)
 
 
 def prefixes(raw: torch.Tensor, rates) -> list[torch.Tensor]:

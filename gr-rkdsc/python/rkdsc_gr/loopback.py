@@ -15,7 +15,14 @@ from gnuradio import gr
 
 from rkdsc_core.adapt import ADAPT_MODES
 from rkdsc_core.errors import RkdscError
-from rkdsc_gr.loopback_report import NO_ADAPT, Adapt, loopback_report, resolve_request
+from rkdsc_gr.loopback_report import (
+    NO_ADAPT,
+    Adapt,
+    adaptive_encoder,
+    feedback_path,
+    loopback_report,
+    resolve_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +66,9 @@ def build_symbol_loopback(
     """The graph of the `loopback_symbols.grc` flowgraph (with `adapt`, of
     `loopback_feedback.grc`), built in Python; `draws` picks the channel block (`DRAWS`)."""
     from rkdsc_gr.accuracy_sink import accuracy_sink
-    from rkdsc_gr.feedback_link import feedback_link
     from rkdsc_gr.image_source import image_source
     from rkdsc_gr.keyed_channel import keyed_channel
     from rkdsc_gr.semantic_rx import semantic_rx
-    from rkdsc_gr.semantic_tx import semantic_tx
     from rkdsc_gr.symbol_channel import symbol_channel
 
     tb = gr.top_block("rkdsc_loopback_symbols")
@@ -71,16 +76,7 @@ def build_symbol_loopback(
     # before the first feedback is read
     pace = SNR_PACE_IMAGES_PER_S if adapt.mode == "snr" else 0.0
     source = image_source(dataset, split, n_images=n, max_rate=pace, root=data_root or "")
-    tx = semantic_tx(
-        bundle,
-        rate,
-        device,
-        adapt=adapt.mode,
-        k0=adapt.k0,
-        step=adapt.step or 0,
-        target=adapt.target,
-        table_channel="awgn" if channel == "awgn" else "rayleigh",
-    )
+    tx = adaptive_encoder(bundle, rate, device, adapt, channel)
     if draws == "keyed":
         chan = keyed_channel(channel, snr_db, seed=seed, fd_ts=fd_ts, k_factor=k_factor)
     else:
@@ -93,7 +89,7 @@ def build_symbol_loopback(
     tb.msg_connect(rx, "out", sink, "in")
     link = None
     if adapt.mode != "none":
-        link = feedback_link(adapt.feedback_delay, adapt.feedback_loss, seed=seed + 7)
+        link = feedback_path(adapt, seed)
         tb.msg_connect(rx, "feedback", link, "in")
         tb.msg_connect(link, "out", tx, "feedback")
     return SymbolLoopback(tb, source, tx, chan, rx, sink, link)

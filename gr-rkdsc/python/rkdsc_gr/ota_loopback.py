@@ -38,7 +38,13 @@ from rkdsc_core.errors import RkdscError
 from rkdsc_core.eval.stats import wilson
 from rkdsc_core.phy import bundle_id_from_bytes
 from rkdsc_core.runtime import load_bundle
-from rkdsc_gr.loopback_report import loopback_report, resolve_request
+from rkdsc_gr.loopback_report import (
+    NO_ADAPT,
+    adaptive_encoder,
+    feedback_path,
+    loopback_report,
+    resolve_request,
+)
 from rkdsc_gr.ota_channel import DEFAULT_TAPS
 
 log = logging.getLogger(__name__)
@@ -75,6 +81,17 @@ class WaveformLoopback:
     link: object = None
 
 
+def waveform_fading(channel: str) -> str:
+    """The `ota_channel` fading of a `--channel` name; a one-line error for channels without a
+    waveform loopback."""
+    if channel not in WAVEFORM_CHANNELS:
+        raise RkdscError(
+            f"--channel {channel} has no waveform loopback (choose from "
+            f"{', '.join(WAVEFORM_CHANNELS)}; block fading needs --phy symbol)"
+        )
+    return WAVEFORM_CHANNELS[channel]
+
+
 def build_waveform_loopback(
     bundle: str,
     dataset: str,
@@ -99,22 +116,14 @@ def build_waveform_loopback(
     receiver label what it decodes (frames carry no labels). `adapt` (`loopback.Adapt`): rate
     adaptation through a feedback link (module docstring)."""
     from rkdsc_gr.accuracy_sink import accuracy_sink
-    from rkdsc_gr.feedback_link import feedback_link
     from rkdsc_gr.image_source import image_source
-    from rkdsc_gr.loopback_report import Adapt
     from rkdsc_gr.ota_channel import ota_channel
     from rkdsc_gr.ota_rx import ota_rx
     from rkdsc_gr.ota_tx import ota_tx
     from rkdsc_gr.semantic_rx import semantic_rx
-    from rkdsc_gr.semantic_tx import semantic_tx
 
-    if channel not in WAVEFORM_CHANNELS:
-        raise RkdscError(
-            f"--channel {channel} has no waveform loopback (choose from "
-            f"{', '.join(WAVEFORM_CHANNELS)}; block fading needs --phy symbol)"
-        )
-    fading = WAVEFORM_CHANNELS[channel]
-    adapt = adapt or Adapt()
+    fading = waveform_fading(channel)
+    adapt = adapt or NO_ADAPT
     bid = bundle_id(bundle, device)
     k_max = int(load_bundle(bundle, device).k_max)
     tb = gr.top_block("rkdsc_ota_sim")
@@ -122,16 +131,7 @@ def build_waveform_loopback(
     source = image_source(dataset, split, n_images=n, max_rate=pace, root=data_root or "")
     if labels is None:
         labels = source.labels  # image_source starts at index 0
-    encoder = semantic_tx(
-        bundle,
-        rate,
-        device,
-        adapt=adapt.mode,
-        k0=adapt.k0,
-        step=adapt.step or 0,
-        target=adapt.target,
-        table_channel="awgn" if channel == "awgn" else "rayleigh",
-    )
+    encoder = adaptive_encoder(bundle, rate, device, adapt, channel)
     # frames fill up whatever the encoder's pace; run_graph flushes the last one explicitly
     tx = ota_tx(
         bundle_id=bid,
@@ -156,7 +156,7 @@ def build_waveform_loopback(
     tb.msg_connect(decoder, "out", sink, "in")
     link = None
     if adapt.mode != "none":
-        link = feedback_link(adapt.feedback_delay, adapt.feedback_loss, seed=seed + 7)
+        link = feedback_path(adapt, seed)
         # IR needs the decoder's confidence and requests; SNR feedback is the PHY's estimate
         tb.msg_connect(decoder if adapt.mode == "ir" else rx, "feedback", link, "in")
         tb.msg_connect(link, "out", encoder, "feedback")
@@ -296,9 +296,7 @@ def run_waveform_loopback(
     clock, the 3-tap `DEFAULT_TAPS`. `adapt` (`loopback.Adapt`): rate adaptation."""
     from dataclasses import asdict
 
-    from rkdsc_gr.loopback_report import Adapt
-
-    adapt = adapt or Adapt()
+    adapt = adapt or NO_ADAPT
     bun, ds, n = resolve_request(bundle, device, rate, n, split, data_root)
     points = []
     for i, snr in enumerate(snrs):

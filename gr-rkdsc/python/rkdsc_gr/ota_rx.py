@@ -37,6 +37,7 @@ from rkdsc_core.phy.preamble import repetition_template
 from rkdsc_core.phy.sync import prescreen_metric
 from rkdsc_gr._feedback import IR_FINAL, PORT_FEEDBACK, feedback_message
 from rkdsc_gr._pdu import PORT_OUT, RATE, make_pdus
+from rkdsc_gr._stream_buffer import StreamBuffer
 from rkdsc_gr.ota_tx import (
     BUNDLE_ID,
     FRAME_INDEX,
@@ -60,49 +61,6 @@ class _Candidate:
     hit: int
     acq: Acquisition | None = None
     tau: int = 0  # stream offset of the preamble, once acquired
-
-
-class _Buffer:
-    """The recent input of one stream: `data` with stream offset `base` of data[0]. Appends into
-    spare capacity and drops old samples by moving a start index, compacting only when the dead
-    part is large (so a long frame does not cost a copy per call)."""
-
-    def __init__(self, dtype=np.complex64) -> None:
-        self._store = np.zeros(1 << 16, dtype=dtype)
-        self._lo = 0  # store index of data[0]
-        self._hi = 0  # store index past the last sample
-        self.base = 0
-
-    @property
-    def data(self) -> np.ndarray:
-        return self._store[self._lo : self._hi]
-
-    @property
-    def end(self) -> int:
-        return self.base + self._hi - self._lo
-
-    def append(self, x: np.ndarray) -> None:
-        n = len(x)
-        if self._hi + n > len(self._store):
-            live = self._hi - self._lo
-            if self._lo >= len(self._store) // 2 and live + n <= len(self._store):
-                self._store[:live] = self._store[self._lo : self._hi]  # compact in place
-            else:
-                grown = np.zeros(max(live + n, 2 * len(self._store)), dtype=self._store.dtype)
-                grown[:live] = self._store[self._lo : self._hi]
-                self._store = grown
-            self._lo, self._hi = 0, live
-        self._store[self._hi : self._hi + n] = x
-        self._hi += n
-
-    def keep_from(self, offset: int) -> None:
-        cut = min(max(offset - self.base, 0), self._hi - self._lo)
-        self._lo += cut
-        self.base += cut
-
-    def restart(self, offset: int) -> None:
-        self._lo = self._hi = 0
-        self.base = offset
 
 
 class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
@@ -130,8 +88,8 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         self._corr_delay = (cfg.zc_length - 1) * cfg.sps  # corr[n] = input 1 at n + this
         self._bundle_id = int(bundle_id)
         self._labels = None if labels is None else np.asarray(labels, dtype=np.int64)
-        self._z = _Buffer()
-        self._c = _Buffer()
+        self._z = StreamBuffer()
+        self._c = StreamBuffer()
         self._scan = 0  # next preamble start the detector has to look at
         self._pending: list[_Candidate] = []
         self._busy_until = 0  # earliest preamble start after the last frame decoded

@@ -25,7 +25,7 @@ from gnuradio import gr, pdu
 
 from rkdsc_core.phy import FrameConfig, FrameModulator, Header
 from rkdsc_core.phy.header import MAX_RATE
-from rkdsc_gr._feedback import IR_FINAL, IR_OFFSET, PORT_FEEDBACK, RoundTrips, parse_feedback
+from rkdsc_gr._feedback import IR_FINAL, IR_OFFSET, RoundTrips
 from rkdsc_gr._pdu import (
     INDEX,
     LABEL,
@@ -41,6 +41,7 @@ from rkdsc_gr._pdu import (
     queue_empty,
     split_pdu,
 )
+from rkdsc_gr.feedback_link import feedback_meter
 
 log = logging.getLogger(__name__)
 
@@ -281,27 +282,6 @@ class ota_framer(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         self.clipped += burst.clipped
         self.images_sent += n_img
         self.sent += 1  # last: once it moves, the burst is queued downstream
-
-
-class feedback_meter(gr.basic_block):  # noqa: N801 - GNU Radio block naming
-    """The transmitter's end of the feedback link: each feedback dict (`index`, see
-    `rkdsc_gr._feedback`) closes the round trip of that image's last burst in `RoundTrips`. A
-    block of its own, so that its arrival time is not held up by a framer waiting for room."""
-
-    def __init__(self, round_trips: RoundTrips) -> None:
-        gr.basic_block.__init__(self, name="rkdsc_ota_feedback_meter", in_sig=None, out_sig=None)
-        self.round_trips = round_trips
-        self._drops = DropCounter(log, "ota_tx feedback")
-        self.message_port_register_in(PORT_FEEDBACK)
-        self.set_msg_handler(PORT_FEEDBACK, self._handle)
-
-    @guarded
-    def _handle(self, msg: pmt.pmt_t) -> None:
-        try:
-            index, _, more = parse_feedback(msg)
-        except ValueError as exc:
-            raise BadPdu(str(exc)) from None
-        self.round_trips.heard(index, more)
 
 
 class ota_tx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
