@@ -27,3 +27,20 @@ def list_source(msgs: list):
             post_done(self)
 
     return list_source()
+
+
+def run_scenario(script, scenario: str, kw: dict, timeout: float) -> dict:
+    """Run `python script scenario json(kw)` (a test file that runs one flowgraph scenario in a
+    fresh process: a hung graph cannot hang the test run) and return the JSON of its last line."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, str(script), scenario, json.dumps(kw)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

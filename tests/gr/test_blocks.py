@@ -20,6 +20,8 @@ import pytest
 import yaml
 from gr_helpers import list_source
 
+from rkdsc_gr._polling import wait_until
+
 pytestmark = pytest.mark.gnuradio
 
 HERE = Path(__file__).resolve()
@@ -291,12 +293,7 @@ def _collect(dbg) -> list:
 
 
 def _wait(cond, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
+    return wait_until(cond, timeout, 0.005)
 
 
 def _symbol_pdus(n: int, seed: int = 0) -> list:

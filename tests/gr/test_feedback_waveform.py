@@ -7,42 +7,26 @@ Loopbacks run in subprocesses (`python test_feedback_waveform.py SCENARIO JSON`)
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from gr_helpers import run_scenario
 
 pytestmark = pytest.mark.gnuradio
 
 pmt = pytest.importorskip("pmt")
 
 from rkdsc_core.phy import FrameConfig, FrameModulator, Header  # noqa: E402
+from rkdsc_gr._polling import wait_until  # noqa: E402
 
 HERE = Path(__file__).resolve()
 CFG = FrameConfig()
 
 
 def _run(scenario: str, **kw) -> dict:
-    proc = subprocess.run(
-        [sys.executable, str(HERE), scenario, json.dumps(kw)],
-        capture_output=True,
-        text=True,
-        timeout=500,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _poll(cond, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return False
+    return run_scenario(HERE, scenario, kw, 500)
 
 
 def _increment(index: int, offset: int, k: int, final: bool):
@@ -82,7 +66,7 @@ def test_increments_cross_the_waveform_and_ota_rx_feeds_back():
     for i in range(3):  # first increments of images 10, 11, 12
         post(pmt.intern("in"), _increment(10 + i, 0, 4, False))
     post(pmt.intern("in"), _increment(11, 4, 4, True))  # the answer to a request for image 11
-    assert _poll(lambda: out.num_messages() >= 4 and tx.round_trips()["feedback"] >= 4)
+    assert wait_until(lambda: out.num_messages() >= 4 and tx.round_trips()["feedback"] >= 4, 60)
     tb.stop()
     tb.wait()
     recs = [pmt.to_python(frames.get_message(i))[0] for i in range(frames.num_messages())]

@@ -15,6 +15,7 @@ from gnuradio import gr
 
 from rkdsc_core.adapt import ADAPT_MODES
 from rkdsc_core.errors import RkdscError
+from rkdsc_gr._polling import wait_until
 from rkdsc_gr.loopback_report import (
     NO_ADAPT,
     Adapt,
@@ -100,8 +101,7 @@ def run_graph(lb: SymbolLoopback, n: int, timeout_s: float) -> dict:
     t0 = time.monotonic()
     lb.tb.start()
     deadline = t0 + timeout_s
-    while lb.sink.count() < n and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: lb.sink.count() >= n, deadline - time.monotonic())
     elapsed = time.monotonic() - t0
     lb.tb.stop()
     lb.tb.wait()
