@@ -331,12 +331,23 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
+def _moved_config(path: Path) -> Path:
+    """The configs moved from `training/configs/` to `rkdsc_train/configs/` (the folder is named
+    as the package it installs); commands recorded before that, in bundle manifests and training
+    logs among others, still name the old place: such a path is read from the new one."""
+    parts = path.parts
+    if path.is_file() or len(parts) < 3 or parts[-3:-1] != ("training", "configs"):
+        return path
+    moved = Path(*parts[:-3], "rkdsc_train", "configs", parts[-1])
+    return moved if moved.is_file() else path
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Defaults ← YAML deltas at `path` ← `key=value` overrides; types validated at each step,
     value ranges at the end (`rkdsc_core.config_ranges`)."""
     cfg = Config()
     if path is not None:
-        path = Path(path)
+        path = _moved_config(Path(path))
         if not path.is_file():
             raise ConfigError(f"config file '{path}' does not exist")
         try:

@@ -60,3 +60,11 @@ def json_safe(obj):
 def json_text(obj, indent: int | None = 2) -> str:
     """Strict JSON of `obj` (see `json_safe`)."""
     return json.dumps(json_safe(obj), indent=indent, allow_nan=False)
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    """Write `obj` as strict JSON (`json_text`) to `path`, creating its folder; returns the path."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json_text(obj))
+    return p

@@ -39,6 +39,7 @@ from rkdsc_core.distill.losses import KDWeights  # noqa: E402
 from rkdsc_core.models.teacher import Teacher, create_teacher  # noqa: E402
 from rkdsc_core.nas.genotype import Genotype  # noqa: E402
 from rkdsc_core.nas.student import build_student  # noqa: E402
+from rkdsc_core.outputs import write_json
 from rkdsc_core.provenance import provenance  # noqa: E402
 from rkdsc_core.seeding import seed_everything  # noqa: E402
 from rkdsc_train.targets import load_trained_teacher  # noqa: E402
@@ -147,31 +148,11 @@ def kd_epoch_pair(
 
 def bench_teacher(cfg, teacher, data, norm, store_root, views, make_student, args, label) -> dict:
     store = FeatureStore(store_root)
-    key = store.make_key(
-        teacher,
-        data.name,
-        data.split,
-        data.images,
-        data.labels,
-        norm,
-        views,
-        cfg.store.augment_pad,
-        cfg.seed,
-    )
-    hit = store.lookup(key) is not None
+    inputs = (teacher, data.name, data.split, data.images, data.labels, norm, views)
+    inputs += (cfg.store.augment_pad, cfg.seed)
+    hit = store.lookup(store.make_key(*inputs)) is not None
     t0 = time.perf_counter()
-    entry = store.get_or_build(
-        teacher,
-        data.name,
-        data.split,
-        data.images,
-        data.labels,
-        norm,
-        views=views,
-        pad=cfg.store.augment_pad,
-        seed=cfg.seed,
-        batch_size=cfg.store.batch_size,
-    )
+    entry = store.get_or_build(*inputs, batch_size=cfg.store.batch_size)
     build = time.perf_counter() - t0
     augment = views > 1 and cfg.stage1.augment
     out = kd_epoch_pair(
@@ -272,9 +253,7 @@ def main() -> int:
             to_dict(cfg), args.seed, script="scripts/bench_feature_store.py", args=vars(args)
         ),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    out = write_json(args.out, result)
     for name, r in runs.items():
         print(
             f"{name}: store {r['store_epoch_seconds']:.1f} s, recompute "

@@ -29,6 +29,7 @@ import pmt
 from gnuradio import blocks, gr
 
 from rkdsc_gr._pdu import make_pdu
+from rkdsc_gr._polling import wait_until
 from rkdsc_gr.ota_channel import ota_channel
 from rkdsc_gr.ota_loopback import received_all
 from rkdsc_gr.ota_rx import ota_rx
@@ -93,15 +94,6 @@ def capacity(samples: int, cpu: dict) -> float | None:
     return samples / bound / 1e6 if bound > 0 else None
 
 
-def wait(cond, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.005)
-    return False
-
-
 def measure(tb, feed, done, samples) -> dict:
     """Start `tb`, call `feed()`, poll `done()` (deadline 600 s); wall and CPU figures."""
     meter = CpuMeter()
@@ -109,7 +101,7 @@ def measure(tb, feed, done, samples) -> dict:
     meter.start()
     t0 = time.perf_counter()
     feed()
-    ok = wait(done, 600)
+    ok = wait_until(done, 600, 0.005)
     dt = time.perf_counter() - t0
     cpu = meter.stop()
     tb.stop()
@@ -162,7 +154,7 @@ def record(pdus: list, snr_db: float) -> np.ndarray:
     tb.start()
     post_all(tx, pdus)()
     # +50 ppm: the channel's output is shorter by 50e-6 of its input; the idle tail covers that
-    wait(lambda: tx.images_sent() == len(pdus) and sink.nitems_read(0) >= recorded(tx), 600)
+    wait_until(lambda: tx.images_sent() == len(pdus) and sink.nitems_read(0) >= recorded(tx), 600)
     tb.stop()
     tb.wait()
     return np.asarray(sink.data(), dtype=np.complex64)

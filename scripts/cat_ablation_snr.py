@@ -8,13 +8,12 @@ Usage: python scripts/cat_ablation_snr.py --n 2000 --json results/cat_ablation_s
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.eval import stats
 from rkdsc_core.eval.harness import correct_through_channel, encode_all
+from rkdsc_core.outputs import write_json
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
 
@@ -63,8 +62,7 @@ def main() -> None:
         "seconds": round(time.time() - t0, 1),
         "provenance": provenance(config=vars(args), seed=args.seed),
     }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(rep, indent=2))
+    write_json(args.json, rep)
 
 
 if __name__ == "__main__":

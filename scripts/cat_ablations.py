@@ -25,6 +25,7 @@ Usage: python scripts/cat_ablations.py --work runs/ablations --json results/cat_
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import platform
@@ -41,10 +42,11 @@ from rkdsc_core.codec.cat import CATCodec, CATConfig
 from rkdsc_core.codec.mlp import MLPCodec
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.subsets import balanced_subset, validation_split
-from rkdsc_core.data.transforms import to_tensor
+from rkdsc_core.data.transforms import map_images, to_tensor
 from rkdsc_core.distill.losses import KDWeights, kd_objective
 from rkdsc_core.distill.robust import RobustDistiller
 from rkdsc_core.eval import stats
+from rkdsc_core.outputs import write_json
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
 from rkdsc_core.torch_utils import count_params, cpu_state
@@ -93,13 +95,9 @@ def make_codec(row: str, cfg: CATConfig) -> CATCodec:
     return CATCodec(cfg)
 
 
-@torch.no_grad()
-def features(student, images: np.ndarray, norm, bs: int = 500) -> torch.Tensor:
+def features(student, images: np.ndarray, norm) -> torch.Tensor:
     """Clean student features float32 [N, D]."""
-    student.eval()
-    return torch.cat(
-        [student(to_tensor(images[i : i + bs], norm))[0] for i in range(0, len(images), bs)]
-    )
+    return map_images(lambda x: student.eval()(x)[0], images, norm)
 
 
 def teacher_targets(bundle, data, store_root: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,32 +205,15 @@ def run_row(row, seed, ctx, args) -> dict:
     else:
         fit = ctx["pools"]["small" if row in SMALL else "all"]
         student, test_feats = bundle.student, ctx["test_feats"]()
+        targets = (ctx["z_t"][fit], ctx["l_t"][fit], ctx["labels"][fit])  # teacher's, labels
         if row in STAGE1_WEIGHTS:
-            student, secs = train_student(
-                bundle,
-                STAGE1_WEIGHTS[row],
-                ctx["train"].images[fit],
-                ctx["z_t"][fit],
-                ctx["l_t"][fit],
-                ctx["labels"][fit],
-                args,
-            )
-            feats = features(student, ctx["train"].images[fit], bundle.norm)
+            images = ctx["train"].images[fit]
+            student, secs = train_student(bundle, STAGE1_WEIGHTS[row], images, *targets, args)
+            feats = features(student, images, bundle.norm)
             test_feats = features(student, ctx["test"].images, bundle.norm)
         else:
             feats = ctx["pool_feats"]("small" if row in SMALL else "all")
-        cat, head, s = train_codec(
-            row,
-            cfg,
-            s2,
-            student.head,
-            feats,
-            ctx["z_t"][fit],
-            ctx["l_t"][fit],
-            ctx["labels"][fit],
-            args,
-            seed,
-        )
+        cat, head, s = train_codec(row, cfg, s2, student.head, feats, *targets, args, seed)
         secs += s
         Path(args.work).mkdir(parents=True, exist_ok=True)
         save_file(cpu_state(cat), str(Path(args.work) / f"{row}_seed{seed}.cat.safetensors"))
@@ -277,7 +258,7 @@ def summarise(results: dict, args) -> list[dict]:
     return out
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", default="default")
     ap.add_argument("--store", default="cache/feature_store", help="teacher feature-store root")
@@ -299,20 +280,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="channel-draw seed of the evaluation")
     args = ap.parse_args()
     args.snrs = [float(s) for s in args.snr.split(",")]
-    rows = args.rows.split(",")
-    for r in rows:
+    for r in args.rows.split(","):
         if r not in ROWS:
             raise SystemExit(f"unknown row {r!r} (choose from {', '.join(ROWS)})")
-    seeds = [int(s) for s in args.seeds.split(",")]
-    ref_seeds = [int(s) for s in args.reference_seeds.split(",")]
-    if ref_seeds[0] != seeds[0]:
-        raise SystemExit("--reference-seeds must start with the first of --seeds")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    torch.set_num_threads(1)
+    return args
+
+
+def load_context(bundle, args: argparse.Namespace, rows: list[str]) -> dict:
+    """What every row trains and scores on: the bundle's stage-2 config, the training images
+    stage 2 fits on (`pools`: all of them, and the smaller class-balanced pool), the test images,
+    teacher targets and the bundle student's features, computed when a row first needs them
+    (cached in --work for a resumed run). Sets `args.run_cfg`."""
     from rkdsc_core.config import Config, merge
 
-    t0 = time.time()
-    bundle = load_bundle(args.bundle)
     run_cfg = bundle.manifest.get("provenance", {}).get("config")
     args.run_cfg = merge(Config(), run_cfg) if run_cfg else Config()
     s2 = args.run_cfg.stage2
@@ -351,46 +331,46 @@ def main() -> None:
         f"train{len(ctx['pools'][pool])}", train.images[ctx["pools"][pool]]
     )
     ctx["test_feats"] = lambda: cached(f"test{len(test)}", test.images)
+    return ctx
 
-    def reference_model(seed: int):
-        if not (Path(args.work) / f"reference_seed{seed}.npz").exists():
-            run_row("reference", seed, ctx, args)
-        cat = make_codec("reference", ctx["cat_cfg"])
-        head = torch.nn.Linear(ctx["cat_cfg"].feature_dim, len(bundle.classes))
-        for m, part in ((cat, "cat"), (head, "head")):
-            m.load_state_dict(
-                load_file(str(Path(args.work) / f"reference_seed{seed}.{part}.safetensors"))
-            )
-        return cat.eval(), head.eval()
 
-    ctx["reference_model"] = reference_model
-    results: dict = {}
-    jobs = [(row, seeds[0]) for row in rows]  # every row first, then the extra seeds
-    jobs += [(SEEDED, sd) for sd in seeds[1:] if SEEDED in rows]
-    jobs += [("reference", sd) for sd in ref_seeds if "reference" in rows and sd != seeds[0]]
-    for row, seed in jobs:
-        log.info("row %s seed %d", row, seed)
-        results.setdefault(row, {})[seed] = run_row(row, seed, ctx, args)
-    rep = {
+def reference_model(seed: int, ctx: dict, args: argparse.Namespace):
+    """(cat, head) of the reference row at `seed`, trained first when --work has none."""
+    if not (Path(args.work) / f"reference_seed{seed}.npz").exists():
+        run_row("reference", seed, ctx, args)
+    cat = make_codec("reference", ctx["cat_cfg"])
+    head = torch.nn.Linear(ctx["cat_cfg"].feature_dim, len(ctx["bundle"].classes))
+    for m, part in ((cat, "cat"), (head, "head")):
+        m.load_state_dict(
+            load_file(str(Path(args.work) / f"reference_seed{seed}.{part}.safetensors"))
+        )
+    return cat.eval(), head.eval()
+
+
+def report(args: argparse.Namespace, ctx: dict, seeds: list[int], results: dict, t0: float):
+    return {
         "bundle": args.bundle,
-        "dataset": bundle.manifest["dataset"]["name"],
+        "dataset": ctx["bundle"].manifest["dataset"]["name"],
         "split": "test",
-        "n": len(test),
+        "n": len(ctx["test"]),
         "rate": args.rate,
         "encoder_snr": "unknown (as every evaluation) except row encoder-told-snr",
         "budget": {
             "stage2_steps": args.steps,
             "stage2_batch": args.batch,
-            "stage2_train_images": len(fit),
-            "stage2_train_images_small": len(small),
+            "stage2_train_images": len(ctx["pools"]["all"]),
+            "stage2_train_images_small": len(ctx["pools"]["small"]),
             "small_pool_rows": list(SMALL),
             "stage2_recipe": "the bundle's stage-2 loss, channel mix, SNR-hiding share and lr "
             "(one-cycle over the steps), AdamW, grad clip 5, from scratch, last step kept",
             "stage1_epochs": args.stage1_epochs,
-            "stage1_images": len(small),
+            "stage1_images": len(ctx["pools"]["small"]),
             "stage1_recipe": "the bundle's stage-1 batch, lr and weight decay, one-cycle, clean "
             "images (no augmentation) with clean teacher targets, student seed 0",
-            "seeds": {SEEDED: seeds, "reference": ref_seeds},
+            "seeds": {
+                SEEDED: seeds,
+                "reference": [int(x) for x in args.reference_seeds.split(",")],
+            },
         },
         "rows": summarise(results, args),
         "statistics": {
@@ -406,8 +386,29 @@ def main() -> None:
             seed=seeds[0],
         ),
     }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(rep, indent=2))
+
+
+def main() -> None:
+    args = parse_args()
+    rows = args.rows.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    ref_seeds = [int(s) for s in args.reference_seeds.split(",")]
+    if ref_seeds[0] != seeds[0]:
+        raise SystemExit("--reference-seeds must start with the first of --seeds")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    torch.set_num_threads(1)
+    t0 = time.time()
+    ctx = load_context(load_bundle(args.bundle), args, rows)
+    ctx["reference_model"] = functools.partial(reference_model, ctx=ctx, args=args)
+    results: dict = {}
+    jobs = [(row, seeds[0]) for row in rows]  # every row first, then the extra seeds
+    jobs += [(SEEDED, sd) for sd in seeds[1:] if SEEDED in rows]
+    jobs += [("reference", sd) for sd in ref_seeds if "reference" in rows and sd != seeds[0]]
+    for row, seed in jobs:
+        log.info("row %s seed %d", row, seed)
+        results.setdefault(row, {})[seed] = run_row(row, seed, ctx, args)
+    rep = report(args, ctx, seeds, results, t0)
+    write_json(args.json, rep)
     print(json.dumps({r["row"]: [p["accuracy"] for p in r["points"]] for r in rep["rows"]}))
 
 

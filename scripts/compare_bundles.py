@@ -8,14 +8,13 @@ Usage: python scripts/compare_bundles.py --a default --b runs/smallenc/bundle \
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from pathlib import Path
 
 from rkdsc_core.bundle import count_params
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.eval import stats
 from rkdsc_core.eval.harness import snr_sweep
+from rkdsc_core.outputs import write_json
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
 
@@ -73,8 +72,7 @@ def main() -> None:
         "seconds": round(time.time() - t0, 1),
         "provenance": provenance(config=vars(args), seed=args.seed),
     }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(rep, indent=2))
+    write_json(args.json, rep)
 
 
 if __name__ == "__main__":

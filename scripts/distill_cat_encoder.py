@@ -27,21 +27,15 @@ from rkdsc_core.bundle import count_params, load_component, read_manifest, save_
 from rkdsc_core.channels import make_channel, normalize_power
 from rkdsc_core.codec.cat import CATCodec, CATConfig
 from rkdsc_core.data.subsets import balanced_subset, validation_split
-from rkdsc_core.data.transforms import to_tensor
+from rkdsc_core.data.transforms import map_images
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
 
 log = logging.getLogger("distill_cat_encoder")
 
 
-@torch.no_grad()
-def features(bundle, images: np.ndarray, bs: int = 500) -> torch.Tensor:
-    return torch.cat(
-        [
-            bundle.student(to_tensor(images[i : i + bs], bundle.norm))[0]
-            for i in range(0, len(images), bs)
-        ]
-    )
+def features(bundle, images: np.ndarray) -> torch.Tensor:
+    return map_images(lambda x: bundle.student(x)[0], images, bundle.norm)
 
 
 def prefixes(raw: torch.Tensor, rates) -> list[torch.Tensor]:
@@ -63,27 +57,32 @@ def validate(cat, head, feats, labels, seed: int = 0) -> dict:
     return res
 
 
+def editable_bundle(path) -> tuple[dict, dict]:
+    """(manifest without its file list and format version, {component: module}) of the bundle at
+    `path`, ready to be changed and written again with `save_bundle`."""
+    manifest = read_manifest(path)
+    modules = {name: load_component(path, name, manifest) for name in manifest["files"]}
+    return {k: v for k, v in manifest.items() if k not in ("files", "format_version")}, modules
+
+
 def refresh_rate_table(path: Path, seed: int = 0) -> dict:
     """Re-measure the bundle's `rate_table` and IR stopping rule (as the export stage does, on
     the validation images stage 2 held out; the rule takes ~20 min on 2 cores) and its CAT
     metrics for the new encoder; rewrites the manifest in place."""
-    from rkdsc_core.bundle import save_bundle as _save
     from rkdsc_core.eval.adaptive import calibrate_stop_rule, rate_table, validation_images
 
     bundle = load_bundle(path)
     val = validation_images(bundle)
     table = rate_table(bundle, val, ("awgn", "rayleigh"), (-10, -5, 0, 5, 10, 15, 20), seed)
-    manifest = read_manifest(path)
-    modules = {name: load_component(path, name, manifest) for name in manifest["files"]}
-    manifest = {k: v for k, v in manifest.items() if k not in ("files", "format_version")}
+    manifest, modules = editable_bundle(path)
     manifest["rate_table"] = table
     manifest["ir_stop_rule"] = calibrate_stop_rule(bundle, val, seed=seed + 1).to_dict()
     manifest["metrics"] = {**manifest["metrics"], "cat_params": count_params(bundle.cat)}
-    _save(path, manifest, modules)
+    save_bundle(path, manifest, modules)
     return table
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bundle", default="default")
     ap.add_argument("--out", required=True)
@@ -97,18 +96,14 @@ def main() -> None:
     ap.add_argument(
         "--refresh-only", action="store_true", help="only re-measure <out>/bundle's rate table"
     )
-    args = ap.parse_args()
-    if args.refresh_only:
-        print(json.dumps(refresh_rate_table(Path(args.out) / "bundle", args.seed)))
-        return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    torch.manual_seed(args.seed)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    bundle = load_bundle(args.bundle)
-    old, head = bundle.cat.eval(), bundle.head.eval()
+    return ap.parse_args()
+
+
+def stage2_features(bundle, n_train: int, out: Path):
+    """Student features of `n_train` class-balanced training images and of stage 2's held-out
+    validation images (the bundle's resolved config: seeded, class-stratified; issue 20), cached
+    in `out/features.pt`: (train [N, D], validation [M, D], validation labels int64 [M])."""
     data = bundle.dataset.load("train")
-    # stage 2's split, from the bundle's resolved config (issue 20: seeded, class-stratified)
     run_cfg = bundle.manifest.get("provenance", {}).get("config") or {}
     fit, val = validation_split(
         data.labels,
@@ -116,8 +111,7 @@ def main() -> None:
         run_cfg.get("seed", 0),
         limit=run_cfg.get("stage2", {}).get("val_limit", 2000),
     )
-    fit = fit[balanced_subset(data.labels[fit], args.train)]
-    n_tr = len(fit)
+    fit = fit[balanced_subset(data.labels[fit], n_train)]
     cache = out / "features.pt"
     if cache.is_file():
         ftr, fva = torch.load(cache, weights_only=True)
@@ -125,8 +119,12 @@ def main() -> None:
         t0 = time.time()
         ftr, fva = features(bundle, data.images[fit]), features(bundle, data.images[val])
         torch.save((ftr, fva), cache)
-        log.info("student features of %d + %d images: %.0f s", n_tr, len(val), time.time() - t0)
-    yva = torch.from_numpy(data.labels[val].astype(np.int64))
+        log.info("student features of %d + %d images: %.0f s", len(fit), len(val), time.time() - t0)
+    return ftr, fva, torch.from_numpy(data.labels[val].astype(np.int64))
+
+
+def light_codec(old: CATCodec, args: argparse.Namespace) -> CATCodec:
+    """A CAT with the light encoder of `args` and `old`'s decoder, frozen."""
     cfg = CATConfig.from_dict(
         {
             **old.cfg.to_dict(),
@@ -140,13 +138,17 @@ def main() -> None:
     new.decoder.load_state_dict(old.decoder.state_dict())
     for p in new.decoder.parameters():
         p.requires_grad_(False)
-    rates = cfg.rates
+    return new
+
+
+def distil(new: CATCodec, old: CATCodec, head, ftr, fva, yva, args) -> list[dict]:
+    """Train `new.encoder` to emit `old`'s power-normalised prefixes; the per-epoch history."""
+    rates, n_tr = new.cfg.rates, len(ftr)
     opt = torch.optim.AdamW(new.encoder.parameters(), lr=args.lr, weight_decay=1e-4)
     bs, steps = 256, args.epochs * -(-n_tr // 256)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(args.seed)
     history = []
-    t0 = time.time()
     for epoch in range(args.epochs):
         new.encoder.train()
         order = torch.randperm(n_tr, generator=gen)
@@ -168,14 +170,30 @@ def main() -> None:
         val = validate(new, head, fva, yva)
         history.append({"epoch": epoch, "mse": total / n_tr, "val": val})
         log.info("epoch %d: symbol MSE %.4f, val %s", epoch, total / n_tr, val)
+    return history
+
+
+def main() -> None:
+    args = parse_args()
+    if args.refresh_only:
+        print(json.dumps(refresh_rate_table(Path(args.out) / "bundle", args.seed)))
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = load_bundle(args.bundle)
+    old, head = bundle.cat.eval(), bundle.head.eval()
+    ftr, fva, yva = stage2_features(bundle, args.train, out)
+    new = light_codec(old, args)
+    t0 = time.time()
+    history = distil(new, old, head, ftr, fva, yva, args)
     train_s = time.time() - t0
     shipped = validate(old, head, fva, yva)
     log.info("shipped CAT: %s", shipped)
-    manifest = read_manifest(bundle.path)
-    modules = {name: load_component(bundle.path, name, manifest) for name in manifest["files"]}
+    manifest, modules = editable_bundle(bundle.path)
     modules["cat"] = new
-    manifest = {k: v for k, v in manifest.items() if k not in ("files", "format_version")}
-    manifest["cat"] = {**manifest["cat"], "spec": cfg.to_dict(), "params": count_params(new)}
+    manifest["cat"] = {**manifest["cat"], "spec": new.cfg.to_dict(), "params": count_params(new)}
     report = {
         "shipped_val": shipped,
         "light_val": history[-1]["val"],
@@ -183,7 +201,7 @@ def main() -> None:
             "shipped": count_params(old.encoder),
             "light": count_params(new.encoder),
         },
-        "train_images": n_tr,
+        "train_images": len(ftr),
         "epochs": args.epochs,
         "train_seconds": round(train_s, 1),
         "history": history,

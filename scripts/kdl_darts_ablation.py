@@ -26,6 +26,7 @@ from rkdsc_core.distill.batches import KDData
 from rkdsc_core.nas.genotype import Genotype
 from rkdsc_core.nas.reference import HandCNN, hand_cnn_spec
 from rkdsc_core.nas.student import student_spec
+from rkdsc_core.outputs import write_json
 from rkdsc_core.provenance import provenance
 from rkdsc_core.seeding import seed_everything
 from rkdsc_core.torch_utils import count_params
@@ -198,9 +199,7 @@ def write_results(args, cfg: Config, rows: list[dict], teacher: dict, ref: str) 
         else {k: default.get(k) for k in ("params", "flops", "test_accuracy", "accuracy_ratio")},
         "provenance": provenance(to_dict(cfg), cfg.seed),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    out = write_json(args.out, result)
     table = markdown(rows, teacher)
     out.with_suffix(".md").write_text(table + "\n")
     print(table)

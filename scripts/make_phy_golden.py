@@ -1,6 +1,8 @@
 """Regenerate the PHY golden vectors in tests/core/data/ (run only when the frame format changes on
 purpose, and say so in the commit): header bits and QPSK symbols as text, the burst as complex64
-.npy.
+.npy. The header is a version 3 increment header (issue 18's fields set); phy_golden_v2.json and
+phy_golden_v2_burst.npy are the version 2 vectors this script wrote before, kept so that the
+receiver is checked to read frames recorded before version 3.
 
     .venv/bin/python scripts/make_phy_golden.py
 """
@@ -15,7 +17,16 @@ import numpy as np
 from rkdsc_core.phy import FrameConfig, FrameModulator, Header, encode_header, header_bits
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "core" / "data"
-HEADER = Header(rate=16, images=1, frame_index=0x34, image_index=0x0ABCDE, bundle_id=0xBEEF)
+HEADER = Header(
+    rate=16,
+    images=1,
+    frame_index=0x34,
+    image_index=0x0ABCDE,
+    bundle_id=0xBEEF,
+    increment=1,
+    final=1,
+    offset=48,
+)
 # a fixed unit-power payload that needs no random generator
 PAYLOAD = (np.exp(1j * 2.399963 * np.arange(16)) * (1 + 0.5 * np.cos(np.arange(16)))).astype(
     np.complex64

@@ -8,7 +8,6 @@ same keyed channel draws (the offline path of `rkdsc loopback --phy symbol --ada
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 from rkdsc_core.adapt import ir_schedule
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.eval.adaptive import encode_raw_all, receive, simulate_point
+from rkdsc_core.outputs import write_json
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
 
@@ -86,6 +86,11 @@ def measure(args) -> dict:
     }
 
 
+def _uses_vs_accuracy(ax, rows: list[dict], fmt: str, **kw) -> None:
+    """Plot accuracy against mean channel uses per image, one marker per row."""
+    ax.plot([r["mean_channel_uses"] for r in rows], [r["accuracy"] for r in rows], fmt, **kw)
+
+
 def plot(rep: dict, path: Path) -> None:
     import matplotlib
 
@@ -101,13 +106,7 @@ def plot(rep: dict, path: Path) -> None:
         ax = axes[chans.index(p["channel"])][snrs.index(p["snr_db"])]
         ks = [int(k) for k in p["fixed"]]
         fx = list(p["fixed"].values())
-        ax.plot(
-            [f["mean_channel_uses"] for f in fx],
-            [f["accuracy"] for f in fx],
-            "o-",
-            color="0.4",
-            label="fixed K",
-        )
+        _uses_vs_accuracy(ax, fx, "o-", color="0.4", label="fixed K")
         for k, f in zip(ks, fx):
             ax.annotate(
                 str(k),
@@ -117,13 +116,7 @@ def plot(rep: dict, path: Path) -> None:
                 textcoords="offset points",
             )
         ir = list(p["ir"].values())
-        ax.plot(
-            [r["mean_channel_uses"] for r in ir],
-            [r["accuracy"] for r in ir],
-            "s-",
-            color="C3",
-            label="IR (3 confidences)",
-        )
+        _uses_vs_accuracy(ax, ir, "s-", color="C3", label="IR (3 confidences)")
         s = p["snr"]
         ax.plot(s["mean_channel_uses"], s["accuracy"], "^", color="C0", ms=8, label="SNR-chosen K")
         ax.set_xscale("log", base=2)
@@ -152,9 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="results/rate_adaptation.json")
     args = ap.parse_args(argv)
     rep = measure(args)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rep, indent=2))
+    out = write_json(args.json, rep)
     plot(rep, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}")
     return 0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rkdsc_gr.sigmf_meta import DATATYPES, sigmf_paths
+from rkdsc_gr.sigmf_meta import DATATYPES, quantise, sigmf_paths
 
 BIN = Path(sys.executable).parent
 
@@ -32,12 +32,7 @@ def sh(*cmd: str) -> str:
 
 def convert(base: Path, dst: Path, name: str) -> None:
     x = np.fromfile(sigmf_paths(base)[0], np.complex64)
-    dtype = DATATYPES[name]
-    rails = np.stack([x.real, x.imag], -1).reshape(-1) * dtype.full_scale + dtype.centre
-    if np.dtype(dtype.rail).kind != "f":
-        info = np.iinfo(dtype.rail)
-        rails = np.clip(np.round(rails), info.min, info.max)
-    rails.astype(dtype.rail).tofile(sigmf_paths(dst)[0])
+    quantise(x, DATATYPES[name]).tofile(sigmf_paths(dst)[0])
     doc = json.loads(sigmf_paths(base)[1].read_text())
     doc["global"]["core:datatype"] = name
     sigmf_paths(dst)[1].write_text(json.dumps(doc, indent=2))

@@ -247,51 +247,12 @@ class FeatureStore:
         tmp = final.with_name(f"{final.name}.tmp-" + ("ranks" if sharded else str(os.getpid())))
         n, t0 = len(images), time.time()
         params = view_params(n, views, pad, seed)
+        dim, classes = teacher.spec.embed_dim, teacher.spec.num_classes
+        emb, logits = _open_arrays(tmp, params, (views, n, dim), (views, n, classes))
         was_training = teacher.training
         teacher.eval()
-        dim, classes = teacher.spec.embed_dim, teacher.spec.num_classes
-        if main:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            emb = np.lib.format.open_memmap(
-                tmp / "embeddings.npy", "w+", np.float32, (views, n, dim)
-            )
-            logits = np.lib.format.open_memmap(
-                tmp / "logits.npy", "w+", np.float32, (views, n, classes)
-            )
-            np.save(tmp / "views.npy", params)
-        if sharded:  # the other ranks open the arrays rank 0 created
-            if main:
-                emb.flush()
-                logits.flush()
-            distributed.barrier()
-            if not main:
-                try:
-                    emb = np.load(tmp / "embeddings.npy", mmap_mode="r+")
-                    logits = np.load(tmp / "logits.npy", mmap_mode="r+")
-                except OSError as exc:
-                    raise RkdscError(
-                        f"rank {distributed.rank()}: cannot open {tmp} created by rank 0 ({exc}): "
-                        "put store.root on a filesystem that every node shares"
-                    ) from None
-        lo, hi = distributed.part_bounds(n)
-        starts = range(lo, hi, batch_size)
-        bar = tqdm(
-            total=views * len(starts),
-            desc=f"teacher store {key.dataset}/{key.split}",
-            mininterval=0.5 if sys.stderr.isatty() else 30.0,
-        )
-        for v in range(views):
-            for s in starts:
-                stop = min(s + batch_size, hi)
-                x = to_tensor(images[s:stop], norm)
-                if v > 0:
-                    x = apply_view(x, params[v, s:stop], pad)
-                e, lg = teacher(x.to(device))
-                emb[v, s : s + len(x)] = e.float().cpu().numpy()
-                logits[v, s : s + len(x)] = lg.float().cpu().numpy()
-                bar.update()
-        bar.close()
+        desc = f"teacher store {key.dataset}/{key.split}"
+        _run_teacher(teacher, images, norm, params, pad, batch_size, device, (emb, logits), desc)
         teacher.train(was_training)
         emb.flush()
         logits.flush()
@@ -327,3 +288,66 @@ class FeatureStore:
         distributed.barrier()
         assert entry is not None, f"freshly built entry {final} does not load"
         return entry
+
+
+def _open_arrays(
+    tmp: Path, params: np.ndarray, emb_shape: tuple, logits_shape: tuple
+) -> tuple[np.ndarray, np.ndarray]:
+    """Writable memmaps `embeddings.npy`, `logits.npy` in `tmp` (created afresh by rank 0, with
+    `views.npy`); under torchrun the other ranks open the arrays rank 0 created."""
+    main = distributed.is_main()
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        emb = np.lib.format.open_memmap(tmp / "embeddings.npy", "w+", np.float32, emb_shape)
+        logits = np.lib.format.open_memmap(tmp / "logits.npy", "w+", np.float32, logits_shape)
+        np.save(tmp / "views.npy", params)
+    if distributed.is_active():
+        if main:
+            emb.flush()
+            logits.flush()
+        distributed.barrier()
+        if not main:
+            try:
+                emb = np.load(tmp / "embeddings.npy", mmap_mode="r+")
+                logits = np.load(tmp / "logits.npy", mmap_mode="r+")
+            except OSError as exc:
+                raise RkdscError(
+                    f"rank {distributed.rank()}: cannot open {tmp} created by rank 0 ({exc}): "
+                    "put store.root on a filesystem that every node shares"
+                ) from None
+    return emb, logits
+
+
+def _run_teacher(
+    teacher,
+    images: np.ndarray,
+    norm: Normalisation,
+    params: np.ndarray,
+    pad: int,
+    batch_size: int,
+    device: torch.device | str,
+    out: tuple[np.ndarray, np.ndarray],
+    desc: str,
+) -> None:
+    """Fill this rank's part of `out` = (embeddings [V,N,D], logits [V,N,C]) with the teacher's
+    outputs on every view (`params` [V,N,3]) of `images`."""
+    emb, logits = out
+    lo, hi = distributed.part_bounds(len(images))
+    starts = range(lo, hi, batch_size)
+    bar = tqdm(
+        total=len(params) * len(starts),
+        desc=desc,
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,
+    )
+    for v in range(len(params)):
+        for s in starts:
+            stop = min(s + batch_size, hi)
+            x = to_tensor(images[s:stop], norm)
+            if v > 0:
+                x = apply_view(x, params[v, s:stop], pad)
+            e, lg = teacher(x.to(device))
+            emb[v, s : s + len(x)] = e.float().cpu().numpy()
+            logits[v, s : s + len(x)] = lg.float().cpu().numpy()
+            bar.update()
+    bar.close()

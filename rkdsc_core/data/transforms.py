@@ -44,6 +44,20 @@ def to_tensor(images: np.ndarray | torch.Tensor, norm: Normalisation) -> torch.T
     return (x - mean) / std
 
 
+@torch.no_grad()
+def map_images(
+    fn, images: np.ndarray, norm: Normalisation, batch_size: int = 500, device="cpu"
+) -> torch.Tensor:
+    """`fn` (normalised float [B, C, H, W] on `device` → tensor [B, ...]) over uint8 images
+    [N, H, W, C] in batches, without gradients; the outputs concatenated on the CPU, [N, ...]."""
+    return torch.cat(
+        [
+            fn(to_tensor(images[i : i + batch_size], norm).to(device)).cpu()
+            for i in range(0, len(images), batch_size)
+        ]
+    )
+
+
 def random_crop_flip(
     x: torch.Tensor, pad: int = 2, flip: bool = True, generator: torch.Generator | None = None
 ) -> torch.Tensor:

@@ -86,21 +86,6 @@ def correct_through_channel(
     return correct
 
 
-def accuracy_through_channel(
-    bundle: Bundle,
-    symbols: np.ndarray,
-    labels: np.ndarray,
-    channel: str,
-    snr_db: float,
-    seed: int = 0,
-    batch_size: int = 1000,
-) -> float:
-    """Top-1 accuracy of `correct_through_channel`."""
-    return float(
-        correct_through_channel(bundle, symbols, labels, channel, snr_db, seed, batch_size).mean()
-    )
-
-
 def snr_sweep(
     bundle: Bundle, data: ImageArrays, channel: str, snrs, rate: int, seed: int = 0
 ) -> list[dict]:

@@ -11,7 +11,7 @@ from rkdsc_core.errors import RkdscError
 from rkdsc_core.eval import stats
 from rkdsc_core.eval.harness import clean_accuracy, rate_sweep, snr_sweep
 from rkdsc_core.eval.sizes import baseline_sizes, link_sizes, model_flops
-from rkdsc_core.outputs import json_text
+from rkdsc_core.outputs import write_json
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import Bundle, load_bundle
 
@@ -94,8 +94,7 @@ def run_eval(args, code_factory=None) -> dict:
         seed=args.seed,
     )
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json_text(rep))
+        write_json(args.json, rep)
     if args.plot and curves:
         plot_curves(rep, args.plot)
     return rep
@@ -179,9 +178,17 @@ def plot_curves(rep: dict, path: str) -> Path:
         ax.axhline(rep["clean_accuracy"], ls="--", c="grey", lw=1, label="student, no channel")
     if "teacher_accuracy" in rep:
         ax.axhline(rep["teacher_accuracy"], ls="-.", c="k", lw=1, label="teacher, no channel")
+    title = f"{rep['dataset']} {rep['split']}, n={rep['n']}, {rep.get('channel')}"
+    return save_accuracy_plot(fig, ax, title, path)
+
+
+def save_accuracy_plot(fig, ax, title: str, path: str | Path) -> Path:
+    """Label an accuracy-vs-SNR axis the one way (axes, grid, legend), write the PNG, close."""
+    import matplotlib.pyplot as plt
+
     ax.set_xlabel("SNR (Es/N0, dB)")
     ax.set_ylabel("top-1 accuracy")
-    ax.set_title(f"{rep['dataset']} {rep['split']}, n={rep['n']}, {rep.get('channel')}")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -19,7 +19,7 @@ import torch
 
 from rkdsc_core.channels import db_to_linear, pilot_positions, pilot_symbols
 
-#: QPSK symbols of the coded header (header.HEADER_SYMBOLS; a (4096, 86) polar code).
+#: QPSK symbols of the coded header (header.HEADER_SYMBOLS; a (4096, 98) polar code, v3).
 HEADER_SYMBOLS = 2048
 
 

@@ -1,11 +1,21 @@
-"""The frame header: 70 bits of fields + CRC-16, polar-coded into 2,048 QPSK symbols.
+"""The frame header: 82 bits of fields + CRC-16, polar-coded into 2,048 QPSK symbols.
 
-Bits (MSB first): version 2 | rate K 10 | images N 10 | frame index 8 | first image index 24 |
-bundle id 16, then CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF) of those bits packed MSB first.
-The 86 bits are the information bits of a (4096, 86) polar code decoded by CRC-aided successive
-cancellation list decoding (`polar.PolarCode`, list 4): no block error in 200 at −12 dB Es/N0 in
-AWGN with known gain, where the 512-chip biorthogonal header it replaced failed from about −4 dB.
-A PN scrambler whitens the code bits (an all-zero word would otherwise be one repeated QPSK point).
+Bits (MSB first), version 3: version 2 | rate K 10 | images N 10 | frame index 8 | first image
+index 24 | bundle id 16 | increment 1 | final 1 | offset 10, then CRC-16/CCITT-FALSE (poly 0x1021,
+init 0xFFFF) of those bits packed MSB first. The 98 bits are the information bits of a
+(4096, 98) polar code decoded by CRC-aided successive cancellation list decoding
+(`polar.PolarCode`, list 4). A PN scrambler whitens the code bits (an all-zero word would
+otherwise be one repeated QPSK point).
+
+The last three fields carry incremental redundancy (issue 18): `increment` marks a frame of IR
+increments, `offset` is the first symbol of each increment in its image's nested code (the N
+images of a frame share offset and length K) and `final` says the transmitter has no further
+increment. No gain travels: increments are self-normalising (each at unit power, decoded as if
+of equal gain; `rkdsc_core.adapt`).
+
+Version 2 (before IR) had the first 70 field bits only and a (4096, 86) code. `decode_header`
+still reads it (a v3 decode that fails its CRC is retried with the v2 code), so recordings made
+before v3 replay; the transmitter writes v3.
 
 Labels are not sent: a receiver that measures accuracy looks them up by image index.
 """
@@ -20,8 +30,8 @@ import numpy as np
 
 from rkdsc_core.phy.polar import PolarCode
 
-VERSION = 2
-_FIELDS = (
+VERSION = 3
+_FIELDS_V2 = (
     ("version", 2),
     ("rate", 10),
     ("images", 10),
@@ -29,9 +39,15 @@ _FIELDS = (
     ("image_index", 24),
     ("bundle_id", 16),
 )
-FIELD_BITS = sum(b for _, b in _FIELDS)  # 70
+_FIELDS_V3 = _FIELDS_V2 + (("increment", 1), ("final", 1), ("offset", 10))
+#: fields of each header version the receiver reads (the newest first)
+FIELDS = {3: _FIELDS_V3, 2: _FIELDS_V2}
+_FIELDS = _FIELDS_V3
+FIELD_BITS = sum(b for _, b in _FIELDS)  # 82
 CRC_BITS = 16
-HEADER_BITS = FIELD_BITS + CRC_BITS  # 86
+HEADER_BITS = FIELD_BITS + CRC_BITS  # 98
+#: information bits of each version's polar code (fields + CRC)
+VERSION_BITS = {v: sum(b for _, b in f) + CRC_BITS for v, f in FIELDS.items()}
 CODE_BITS = 4096
 #: QPSK symbols of the coded header (two code bits each).
 HEADER_SYMBOLS = CODE_BITS // 2
@@ -39,7 +55,7 @@ MAX_RATE = (1 << 10) - 1
 MAX_IMAGES = (1 << 10) - 1
 #: per-coded-bit design SNR of the frozen set (exp(−SNR) Bhattacharyya parameter) and list size
 DESIGN_SNR_DB = -10.0
-LIST_SIZE = 4
+LIST_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,11 @@ class Header:
         frame_index: transmitter's frame counter (mod 2^8), for counting missed frames.
         image_index: dataset index of the first image (mod 2^24).
         bundle_id: 16-bit identifier of the model bundle (`bundle_id_from_bytes`).
+        version: 3 (written now) or 2 (read from older recordings; no IR fields).
+        increment: the payload holds IR increments (symbols [offset, offset + K) of each
+            image's nested code), not whole K-symbol codes.
+        final: with `increment`: the transmitter has no further increment for these images.
+        offset: with `increment`: the increments' first symbol in their images' code (0..1023).
     """
 
     rate: int
@@ -61,14 +82,23 @@ class Header:
     image_index: int = 0
     bundle_id: int = 0
     version: int = VERSION
+    increment: int = 0
+    final: int = 0
+    offset: int = 0
 
     def __post_init__(self) -> None:
+        if self.version not in FIELDS:
+            raise ValueError(f"header version must be one of {sorted(FIELDS)}, got {self.version}")
+        if self.version < 3 and (self.increment or self.final or self.offset):
+            raise ValueError("a version 2 header carries no increment fields")
+        if not self.increment and (self.final or self.offset):
+            raise ValueError("final and offset belong to increment frames (increment=1)")
         if not 1 <= self.rate <= MAX_RATE:
             raise ValueError(f"header rate K must be in 1..{MAX_RATE}, got {self.rate}")
         if not 1 <= self.images <= MAX_IMAGES:
             raise ValueError(f"header images N must be in 1..{MAX_IMAGES}, got {self.images}")
-        for name, bits in _FIELDS:
-            value = getattr(self, name)
+        for name, bits in FIELDS[self.version]:
+            value = int(getattr(self, name))
             if not 0 <= value < 1 << bits:
                 raise ValueError(f"header {name} must fit {bits} bits, got {value}")
 
@@ -79,7 +109,15 @@ class Header:
 
     @classmethod
     def wrap(
-        cls, rate: int, images: int, frame_index: int, image_index: int, bundle_id: int
+        cls,
+        rate: int,
+        images: int,
+        frame_index: int,
+        image_index: int,
+        bundle_id: int,
+        increment: bool = False,
+        final: bool = False,
+        offset: int = 0,
     ) -> Header:
         """A header with counters reduced modulo their field widths."""
         return cls(
@@ -88,6 +126,9 @@ class Header:
             frame_index % (1 << 8),
             image_index % (1 << 24),
             bundle_id % (1 << 16),
+            increment=int(bool(increment)),
+            final=int(bool(final)),
+            offset=int(offset),
         )
 
 
@@ -105,36 +146,45 @@ def _crc(bits: np.ndarray) -> int:
 
 
 def header_bits(header: Header) -> np.ndarray:
-    """The 86 header bits, uint8 [86] (fields then CRC, MSB first)."""
-    bits = [b for name, width in _FIELDS for b in _to_bits(getattr(header, name), width)]
+    """The header bits of its version, uint8 [98] (v3) or [86] (v2): fields then CRC, MSB
+    first."""
+    fields = FIELDS[header.version]
+    bits = [b for name, width in fields for b in _to_bits(int(getattr(header, name)), width)]
     return np.array(bits + _to_bits(_crc(np.array(bits)), CRC_BITS), dtype=np.uint8)
 
 
 def crc_ok(bits: np.ndarray) -> bool:
-    """True when the last 16 of the 86 bits are the CRC of the first 70."""
-    crc = int.from_bytes(np.packbits(bits[FIELD_BITS:]).tobytes(), "big")
-    return _crc(bits[:FIELD_BITS]) == crc
+    """True when the last 16 bits are the CRC of the bits before them."""
+    crc = int.from_bytes(np.packbits(bits[-CRC_BITS:]).tobytes(), "big")
+    return _crc(bits[:-CRC_BITS]) == crc
 
 
 def parse_bits(bits: np.ndarray) -> Header | None:
-    """Inverse of `header_bits`: a Header, or None when the CRC or a field is wrong."""
+    """Inverse of `header_bits` (98 bits: version 3, 86: version 2): a Header, or None when the
+    CRC or a field is wrong (a version field that does not match the length is wrong)."""
     bits = np.asarray(bits, dtype=np.uint8)
-    if bits.shape != (HEADER_BITS,):
-        raise ValueError(f"expected {HEADER_BITS} bits, got shape {bits.shape}")
+    version = next((v for v, n in VERSION_BITS.items() if bits.shape == (n,)), None)
+    if version is None:
+        sizes = " or ".join(str(n) for n in VERSION_BITS.values())
+        raise ValueError(f"expected {sizes} header bits, got shape {bits.shape}")
     if not crc_ok(bits):
         return None
     fields, pos = {}, 0
-    for name, width in _FIELDS:
+    for name, width in FIELDS[version]:
         fields[name] = int("".join(map(str, bits[pos : pos + width])), 2)
         pos += width
-    if fields["version"] != VERSION or fields["rate"] == 0 or fields["images"] == 0:
+    if fields["version"] != version or fields["rate"] == 0 or fields["images"] == 0:
         return None
-    return Header(**fields)
+    try:
+        return Header(**fields)
+    except ValueError:  # e.g. an offset without the increment flag
+        return None
 
 
-@lru_cache(maxsize=1)
-def header_code() -> PolarCode:
-    return PolarCode(CODE_BITS, HEADER_BITS, DESIGN_SNR_DB, LIST_SIZE)
+@lru_cache(maxsize=len(FIELDS))
+def header_code(version: int = VERSION) -> PolarCode:
+    """The polar code of a header version: (4096, 98) for v3, (4096, 86) for v2."""
+    return PolarCode(CODE_BITS, VERSION_BITS[version], DESIGN_SNR_DB, LIST_SIZE)
 
 
 @lru_cache(maxsize=1)
@@ -152,9 +202,13 @@ def scrambler() -> np.ndarray:
 
 
 def encode_bits(bits: np.ndarray) -> np.ndarray:
-    """86 bits → 2,048 unit-power QPSK symbols, complex128 [2048]: code bit 2i on I, 2i + 1 on
-    Q, 0 ↦ +1/√2."""
-    code = header_code().encode(np.asarray(bits, dtype=np.uint8)) ^ scrambler()
+    """98 (or 86: v2) bits → 2,048 unit-power QPSK symbols, complex128 [2048]: code bit 2i on I,
+    2i + 1 on Q, 0 ↦ +1/√2."""
+    bits = np.asarray(bits, dtype=np.uint8)
+    version = next((v for v, n in VERSION_BITS.items() if len(bits) == n), None)
+    if version is None:
+        raise ValueError(f"no header version has {len(bits)} bits")
+    code = header_code(version).encode(bits) ^ scrambler()
     pm = (1.0 - 2.0 * code.astype(np.float64)).reshape(-1, 2) / np.sqrt(2.0)
     return pm[:, 0] + 1j * pm[:, 1]
 
@@ -170,9 +224,14 @@ def soft_bits(symbols: np.ndarray) -> np.ndarray:
 
 
 def decode_bits(symbols: np.ndarray) -> np.ndarray | None:
-    """Equalised header symbols → the 86 bits of the most likely list path that passes the CRC,
-    uint8 [86], or None."""
-    return header_code().decode(soft_bits(symbols), crc_ok)
+    """Equalised header symbols → the bits of the most likely list path that passes the CRC,
+    uint8 [98] (v3; tried first) or [86] (v2: read when no v3 path passes), or None."""
+    llr = soft_bits(symbols)
+    for version in FIELDS:
+        bits = header_code(version).decode(llr, crc_ok)
+        if bits is not None and parse_bits(bits) is not None:
+            return bits
+    return None
 
 
 def encode_header(header: Header) -> np.ndarray:

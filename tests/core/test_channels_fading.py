@@ -8,6 +8,7 @@ import scipy.optimize
 import scipy.special
 import scipy.stats
 import torch
+from core_helpers import gen
 
 from rkdsc_core.channels import (
     NoFading,
@@ -20,10 +21,6 @@ from rkdsc_core.channels import (
     measure_snr_db,
     normalize_power,
 )
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def rician_k_moments(power: np.ndarray) -> float:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 import torch
+from core_helpers import gen
 
 from rkdsc_core.channels import (
     AWGN,
@@ -23,10 +24,6 @@ from rkdsc_core.channels import (
 from rkdsc_core.config import ChannelMixConfig, load_config
 
 ALL = list_channels()
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def symbols(b: int, k: int, seed: int = 0) -> torch.Tensor:

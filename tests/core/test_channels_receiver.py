@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from core_helpers import gen
 
 from rkdsc_core.channels import (
     RayleighBlockFading,
@@ -21,10 +22,6 @@ from rkdsc_core.channels import (
     pilot_symbols,
     zf_equalize,
 )
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def symbols(b: int, k: int, seed: int) -> torch.Tensor:

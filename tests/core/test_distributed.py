@@ -23,12 +23,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from core_helpers import REPO, smoke_train_cmd
 
 from rkdsc_core import distributed
 from rkdsc_core.runtime import Bundle
 
-REPO = Path(__file__).resolve().parents[2]
-SMOKE = str(REPO / "rkdsc_train" / "configs" / "smoke.yaml")
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
 LOSS_RTOL, ACC_ATOL = 0.08, 0.10
 
@@ -38,18 +37,8 @@ def _env() -> dict:
 
 
 def _train_cmd(out: Path, *args: str, ranks: int = 1) -> list[str]:
-    launcher = [*TORCHRUN, str(ranks)] if ranks > 1 else [sys.executable]
-    return [
-        *launcher,
-        "-m",
-        "rkdsc.cli",
-        "train",
-        "--config",
-        SMOKE,
-        *args,
-        f"out_dir={out}",
-        f"store.root={out / 'store'}",
-    ]
+    launcher = (*TORCHRUN, str(ranks)) if ranks > 1 else (sys.executable,)
+    return smoke_train_cmd(out, *args, launcher=launcher)
 
 
 def test_parts_cover_every_batch_and_one_process_is_untouched():

@@ -181,6 +181,17 @@ def test_cli_missing_config_file(tmp_path):
     assert out.returncode == 2 and "does not exist" in out.stderr
 
 
+def test_configs_named_by_their_old_folder_still_load(monkeypatch):
+    """Commands recorded before the move (bundle manifests, issue texts) say training/configs/."""
+    from rkdsc_core.errors import ConfigError
+
+    monkeypatch.chdir(REPO)
+    old = load_config("training/configs/smoke.yaml", ["teacher.epochs=2"])
+    assert old == load_config("rkdsc_train/configs/smoke.yaml", ["teacher.epochs=2"])
+    with pytest.raises(ConfigError, match="'training/configs/nope.yaml' does not exist"):
+        load_config("training/configs/nope.yaml")
+
+
 def test_grc_path_points_at_the_yaml_folder():
     out = subprocess.run([*RKDSC, "grc-path"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0

@@ -5,30 +5,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from core_helpers import REPO, smoke_train_cmd
 
 from rkdsc_core.runtime import Bundle
 
-REPO = Path(__file__).resolve().parents[2]
-SMOKE = str(REPO / "rkdsc_train" / "configs" / "smoke.yaml")
-
 
 def _train(out: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "rkdsc.cli",
-        "train",
-        "--config",
-        SMOKE,
-        *args,
-        f"out_dir={out}",
-        f"store.root={out / 'store'}",
-    ]
+    cmd = smoke_train_cmd(out, *args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
@@ -81,8 +68,7 @@ def test_eval_reads_the_learned_baselines_the_pipeline_trained(smoke_run):
 
 def test_killed_stage_resumes_from_its_checkpoint(smoke_run, tmp_path):
     out, _ = smoke_run
-    args = ["--stage", "stage2", "stage2.epochs=3", f"out_dir={out}", f"store.root={out / 'store'}"]
-    cmd = [sys.executable, "-m", "rkdsc.cli", "train", "--config", SMOKE, *args]
+    cmd = smoke_train_cmd(out, "--stage", "stage2", "stage2.epochs=3")
     ckpt = out / "stage2" / "checkpoint.pt"
     ckpt.unlink(missing_ok=True)
     proc = subprocess.Popen(

@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from gr_helpers import list_source
+
+from rkdsc_gr._polling import wait_until
 
 pytestmark = pytest.mark.gnuradio
 
@@ -38,13 +41,6 @@ def run_scenario(name: str, timeout: float = 300.0, **kwargs) -> dict:
         f"scenario {name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     )
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory) -> str:
-    from rkdsc_core.testing import make_tiny_bundle
-
-    return str(make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny"))
 
 
 # --- registry, YAML, imports (no flowgraph runs) ---------------------------------------------
@@ -297,40 +293,7 @@ def _collect(dbg) -> list:
 
 
 def _wait(cond, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
-class _ListSource:
-    """Factory of a message block that publishes `msgs` on `out` when started, then is done."""
-
-    def __new__(cls, msgs: list):
-        import threading
-
-        import pmt
-        from gnuradio import gr
-
-        from rkdsc_gr._pdu import post_done
-
-        class list_source(gr.basic_block):  # noqa: N801
-            def __init__(self):
-                gr.basic_block.__init__(self, "list_source", None, None)
-                self.message_port_register_out(pmt.intern("out"))
-
-            def start(self):
-                threading.Thread(target=self._run, daemon=True).start()
-                return True
-
-            def _run(self):
-                for m in msgs:
-                    self.message_port_pub(pmt.intern("out"), m)
-                post_done(self)
-
-        return list_source()
+    return wait_until(cond, timeout, 0.005)
 
 
 def _symbol_pdus(n: int, seed: int = 0) -> list:
@@ -559,7 +522,7 @@ def _scenario_source_sink(json_path: str) -> dict:
     msgs.insert(50, pmt.cons(pmt.make_dict(), pmt.init_f32vector(1, [0.0])))  # no class: dropped
     tb = gr.top_block()
     sink = rkdsc_gr.accuracy_sink(json_path)
-    src = _ListSource(msgs)  # keep a reference: a collected Python block crashes the graph
+    src = list_source(msgs)  # keep a reference: a collected Python block crashes the graph
     tb.msg_connect(src, "out", sink, "in")
     tb.run()  # the list source's "done" ends the graph; stop() writes the JSON
     out["sink"] = {"n": sink.count(), "correct": sink.correct(), "dropped": sink.dropped()}
@@ -576,7 +539,7 @@ def _scenario_channel_burst(n: int) -> dict:
         msgs = [pdu for pdu, _ in _symbol_pdus(n, seed=1)]
         tb = gr.top_block()
         src, chan, dbg = (
-            _ListSource(msgs),
+            list_source(msgs),
             rkdsc_gr.symbol_channel(ch, 10.0),
             blocks.message_debug(),
         )

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from gr_helpers import run_scenario
 
 pytestmark = pytest.mark.gnuradio
 
@@ -20,14 +21,7 @@ RKDSC = [sys.executable, "-m", "rkdsc.cli"]
 
 
 def _run(scenario: str, **kw) -> dict:
-    proc = subprocess.run(
-        [sys.executable, str(HERE), scenario, json.dumps(kw)],
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_scenario(HERE, scenario, kw, 400)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +68,7 @@ def test_cli_adapt_errors(tiny_bundle):
     for extra, message in (
         (["--adapt", "ir", "--k0", "32"], "--k0 32"),
         (["--adapt", "bogus"], "--adapt"),
-        (["--adapt", "ir", "--phy", "waveform"], "--phy symbol"),
+        (["--adapt", "ir", "--feedback-timeout", "0"], "--feedback-timeout"),
         (["--adapt", "ir", "--feedback-loss", "1"], "--feedback-loss"),
     ):
         cmd = RKDSC + ["loopback", "--bundle", tiny_bundle, "--snr", "5", "--rate", "16", *extra]

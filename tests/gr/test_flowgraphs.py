@@ -31,13 +31,6 @@ def _grc_env() -> dict:
 
 
 @pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory) -> str:
-    from rkdsc_core.testing import make_tiny_bundle
-
-    return str(make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny"))
-
-
-@pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> Path:
     """All flowgraphs compiled into one folder (grcc exits 1 on an invalid graph)."""
     if shutil.which("grcc") is None:

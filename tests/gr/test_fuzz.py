@@ -15,18 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gr_helpers import list_source
 
 pytestmark = pytest.mark.gnuradio
 
 HERE = Path(__file__).resolve()
 N_GOOD, N_BAD = 300, 1200
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory) -> str:
-    from rkdsc_core.testing import make_tiny_bundle
-
-    return str(make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny"))
 
 
 @pytest.mark.parametrize(
@@ -272,13 +266,11 @@ def _good(kind: str, i: int, rng: np.random.Generator):
 
 
 def _scenario(kind: str, bundle: str) -> dict:
-    import threading
 
     import pmt
     from gnuradio import blocks, gr
 
     import rkdsc_gr
-    from rkdsc_gr._pdu import post_done
 
     rng = np.random.default_rng(7)
     bad = _malformed(kind, rng)
@@ -286,20 +278,6 @@ def _scenario(kind: str, bundle: str) -> dict:
     msgs = bad + good
     order = rng.permutation(len(msgs))
     msgs = [msgs[i] for i in order]
-
-    class list_source(gr.basic_block):  # noqa: N801
-        def __init__(self):
-            gr.basic_block.__init__(self, "list_source", None, None)
-            self.message_port_register_out(pmt.intern("out"))
-
-        def start(self):
-            threading.Thread(target=self._run, daemon=True).start()
-            return True
-
-        def _run(self):
-            for m in msgs:
-                self.message_port_pub(pmt.intern("out"), m)
-            post_done(self)
 
     make = {
         "semantic_tx": lambda: rkdsc_gr.semantic_tx(bundle, rate=8, max_batch=64),
@@ -310,7 +288,7 @@ def _scenario(kind: str, bundle: str) -> dict:
         "ota_tx": lambda: rkdsc_gr.ota_tx(max_queue=4 * N_BAD),
     }
     tb = gr.top_block()
-    src, blk, dbg = list_source(), make[kind](), blocks.message_debug()
+    src, blk, dbg = list_source(msgs), make[kind](), blocks.message_debug()
     tb.msg_connect(src, "out", blk, "in")
     if kind == "ota_tx":  # bursts out as a stream; one frame record per burst on `frames`
         tb.connect(blk, blocks.null_sink(gr.sizeof_gr_complex))

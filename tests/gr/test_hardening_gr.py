@@ -14,13 +14,6 @@ import pytest
 pytestmark = pytest.mark.gnuradio
 
 
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory) -> str:
-    from rkdsc_core.testing import make_tiny_bundle
-
-    return str(make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny"))
-
-
 def _rkdsc(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     return subprocess.run(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gr_helpers import run_scenario
 
 pytestmark = pytest.mark.gnuradio
 
@@ -29,13 +30,6 @@ def _fmnist_or_skip() -> None:
         fmnist_source_dir()
     except RkdscError:
         pytest.skip(f"Fashion-MNIST ({FMNIST_FILES[0]}…) not installed")
-
-
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory) -> str:
-    from rkdsc_core.testing import make_tiny_bundle
-
-    return str(make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny"))
 
 
 def test_cli_writes_the_loopback_json(tiny_bundle, tmp_path):
@@ -80,14 +74,7 @@ def test_cli_one_line_errors(tiny_bundle):
 
 def test_loopback_equals_offline_eval_without_noise(tiny_bundle):
     """At 60 dB AWGN both paths decode the same symbols: identical accuracy, image for image."""
-    proc = subprocess.run(
-        [sys.executable, str(HERE), "noiseless", json.dumps({"bundle": tiny_bundle})],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    r = run_scenario(HERE, "noiseless", {"bundle": tiny_bundle}, 180)
     assert r["loopback"] == r["offline"]
 
 
@@ -96,14 +83,7 @@ def test_keyed_loopback_scores_what_rkdsc_eval_scores(tiny_bundle):
     Rayleigh point equals the offline one image for image (GNU Radio's own channel blocks would
     only agree on average)."""
     _fmnist_or_skip()
-    proc = subprocess.run(
-        [sys.executable, str(HERE), "keyed", json.dumps({"bundle": tiny_bundle})],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    r = run_scenario(HERE, "keyed", {"bundle": tiny_bundle}, 300)
     assert r["loopback"] == r["offline"], r
     assert r["frames"] == r["n"]
 
@@ -117,14 +97,7 @@ def test_loopback_matches_rkdsc_eval_on_default_bundle():
     would test the dice, not the pipeline. (`python tests/gr/test_loopback.py consistency '{}'`
     prints the same table.)"""
     _fmnist_or_skip()
-    proc = subprocess.run(
-        [sys.executable, str(HERE), "consistency", "{}"],
-        capture_output=True,
-        text=True,
-        timeout=3000,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    for row in json.loads(proc.stdout.strip().splitlines()[-1])["points"]:
+    for row in run_scenario(HERE, "consistency", {}, 3000)["points"]:
         assert abs(row["loopback"] - row["eval"]) <= 0.01, row
 
 

@@ -5,8 +5,6 @@ without passing them on; SigMF recordings round-trip."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -19,6 +17,7 @@ from rkdsc_core.phy import (  # noqa: E402
     FrameModulator,
     Header,
 )
+from rkdsc_gr._polling import wait_until  # noqa: E402
 
 CFG = FrameConfig()
 MULTIPATH = (1.0, 0.5 * np.exp(2.1j), 0.25 * np.exp(-0.8j))
@@ -39,12 +38,7 @@ def sym_pdu(p: np.ndarray, index: int, label: int | None = None):
 
 
 def poll(cond, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return False
+    return wait_until(cond, timeout)
 
 
 def messages(dbg) -> list[tuple[dict, np.ndarray]]:

@@ -41,13 +41,6 @@ def rkdsc(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory) -> str:
-    from rkdsc_core.testing import make_tiny_bundle
-
-    return str(make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny"))
-
-
-@pytest.fixture(scope="module")
 def compiled(tmp_path_factory) -> Path:
     if shutil.which("grcc") is None:
         pytest.skip("grcc not installed")

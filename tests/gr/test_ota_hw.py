@@ -52,13 +52,6 @@ def hackrf() -> str:
     return "driver=hackrf"
 
 
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory) -> str:
-    from rkdsc_core.testing import make_tiny_bundle
-
-    return str(make_tiny_bundle(tmp_path_factory.mktemp("bundle") / "tiny"))
-
-
 @pytest.mark.parametrize("mode", ["uhd", "soapy"])
 def test_receiver_streams_from_the_radio(mode, request, tiny_bundle):
     device = request.getfixturevalue("usrp" if mode == "uhd" else "hackrf")

@@ -7,8 +7,11 @@ Feedback (semantic_rx `feedback` → feedback_link → semantic_tx `feedback`): 
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 
+import numpy as np
 import pmt
 
 PORT_FEEDBACK = pmt.intern("feedback")
@@ -57,3 +60,46 @@ class HoldDone:
 
     def __call__(self) -> bool:
         return bool(self._busy()) and time.monotonic() - self._last <= self._grace
+
+
+class RoundTrips:
+    """Round-trip times of a transmitter: `sent(first, n)` stamps images first … first + n − 1
+    (a burst leaving), `heard(index, more)` closes that image's round trip when its feedback
+    arrives. Thread-safe (the framer and the feedback meter run on their own threads); at most
+    `remember` images are stamped (the oldest are forgotten)."""
+
+    def __init__(self, remember: int = 1 << 16) -> None:
+        self._lock = threading.Lock()
+        self._stamps: OrderedDict[int, float] = OrderedDict()
+        self._remember = int(remember)
+        self._rtt: list[float] = []
+        self.feedback = self.requests = 0
+
+    def sent(self, first: int, n: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for i in range(int(first), int(first) + int(n)):
+                self._stamps.pop(i % (1 << 24), None)
+                self._stamps[i % (1 << 24)] = now
+            while len(self._stamps) > self._remember:
+                self._stamps.popitem(last=False)
+
+    def heard(self, index: int, more: bool) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.feedback += 1
+            self.requests += bool(more)
+            t = self._stamps.pop(int(index) % (1 << 24), None)
+            if t is not None:
+                self._rtt.append(now - t)
+
+    def summary(self) -> dict:
+        with self._lock:
+            rtt = np.asarray(self._rtt)
+            return {
+                "feedback": self.feedback,
+                "requests": self.requests,
+                "rtt_n": len(rtt),
+                "rtt_mean_s": float(rtt.mean()) if len(rtt) else None,
+                "rtt_p95_s": float(np.percentile(rtt, 95)) if len(rtt) else None,
+            }

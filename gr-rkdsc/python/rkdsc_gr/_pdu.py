@@ -58,16 +58,24 @@ def _ref(meta: pmt.pmt_t, key: pmt.pmt_t) -> pmt.pmt_t | None:
     return None if pmt.is_null(value) else value
 
 
+def _integer(value: pmt.pmt_t) -> int | None:
+    """A PMT long or uint64 as an int; None for any other PMT."""
+    if pmt.is_integer(value):
+        return int(pmt.to_long(value))
+    if pmt.is_uint64(value):
+        return int(pmt.to_uint64(value))
+    return None
+
+
 def meta_int(meta: pmt.pmt_t, key: pmt.pmt_t) -> int | None:
     """Integer metadata value (None when absent); BadPdu when present but not an integer."""
     value = _ref(meta, key)
     if value is None:
         return None
-    if pmt.is_integer(value):
-        return int(pmt.to_long(value))
-    if pmt.is_uint64(value):
-        return int(pmt.to_uint64(value))
-    raise BadPdu(f"metadata '{pmt.symbol_to_string(key)}' is not an integer")
+    out = _integer(value)
+    if out is None:
+        raise BadPdu(f"metadata '{pmt.symbol_to_string(key)}' is not an integer")
+    return out
 
 
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -80,10 +88,8 @@ def _number(meta: pmt.pmt_t, key: pmt.pmt_t) -> float | None:
     value = _ref(meta, key)
     if value is None:
         return None
-    if pmt.is_integer(value):
-        return float(pmt.to_long(value))
-    if pmt.is_uint64(value):
-        return float(pmt.to_uint64(value))
+    if (whole := _integer(value)) is not None:
+        return float(whole)
     if pmt.is_real(value):
         return float(pmt.to_double(value))
     raise BadPdu(f"metadata '{pmt.symbol_to_string(key)}' is not a number")

@@ -14,6 +14,7 @@ from pathlib import Path
 from rkdsc_core.bundle import bundle_ref
 from rkdsc_core.data.subsets import selection_record
 from rkdsc_core.eval.harness import clean_accuracy, snr_sweep
+from rkdsc_core.eval.report import save_accuracy_plot
 from rkdsc_core.eval.stats import finish
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
@@ -139,15 +140,8 @@ def plot_demo(rep: dict, path: Path) -> Path:
         )
     ax.axhline(rep["clean_accuracy"], ls=":", c="grey", label="student, no channel")
     ax.axhline(rep["teacher_accuracy"], ls="-.", c="k", lw=1, label="teacher, no channel")
-    ax.set_xlabel("SNR (Es/N0, dB)")
-    ax.set_ylabel("top-1 accuracy")
-    ax.set_title(f"RKD-SC demo: {rep['dataset']}, K={rep['rate']}, n={rep['n']}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    title = f"RKD-SC demo: {rep['dataset']}, K={rep['rate']}, n={rep['n']}"
+    return save_accuracy_plot(fig, ax, title, path)
 
 
 def format_table(rep: dict) -> str:

@@ -1,5 +1,6 @@
 """`rkdsc_feedback_link`: the receiver → transmitter feedback path for simulation (issue 18):
-each message is held back `delay` messages and lost with probability `loss` (seeded)."""
+each message is held back `delay` messages and lost with probability `loss` (seeded); and
+`feedback_meter`, the transmitter's end of the path inside `rkdsc_ota_tx`."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import threading
 from collections import deque
 
 import numpy as np
+import pmt
 from gnuradio import gr
 
-from rkdsc_gr._pdu import PORT_IN, PORT_OUT, DropCounter, guarded
+from rkdsc_gr._feedback import PORT_FEEDBACK, RoundTrips, parse_feedback
+from rkdsc_gr._pdu import PORT_IN, PORT_OUT, BadPdu, DropCounter, guarded
 
 log = logging.getLogger(__name__)
 
@@ -67,3 +70,24 @@ class feedback_link(gr.basic_block):  # noqa: N801 - GNU Radio block naming
             self._passed += len(out)
         for m in out:
             self.message_port_pub(PORT_OUT, m)
+
+
+class feedback_meter(gr.basic_block):  # noqa: N801 - GNU Radio block naming
+    """The transmitter's end of the feedback link: each feedback dict (`index`, see
+    `rkdsc_gr._feedback`) closes the round trip of that image's last burst in `RoundTrips`. A
+    block of its own, so that its arrival time is not held up by a framer waiting for room."""
+
+    def __init__(self, round_trips: RoundTrips) -> None:
+        gr.basic_block.__init__(self, name="rkdsc_ota_feedback_meter", in_sig=None, out_sig=None)
+        self.round_trips = round_trips
+        self._drops = DropCounter(log, "ota_tx feedback")
+        self.message_port_register_in(PORT_FEEDBACK)
+        self.set_msg_handler(PORT_FEEDBACK, self._handle)
+
+    @guarded
+    def _handle(self, msg: pmt.pmt_t) -> None:
+        try:
+            index, _, more = parse_feedback(msg)
+        except ValueError as exc:
+            raise BadPdu(str(exc)) from None
+        self.round_trips.heard(index, more)

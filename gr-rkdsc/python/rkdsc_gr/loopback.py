@@ -15,7 +15,15 @@ from gnuradio import gr
 
 from rkdsc_core.adapt import ADAPT_MODES
 from rkdsc_core.errors import RkdscError
-from rkdsc_gr.loopback_report import loopback_report, resolve_request
+from rkdsc_gr._polling import wait_until
+from rkdsc_gr.loopback_report import (
+    NO_ADAPT,
+    Adapt,
+    adaptive_encoder,
+    feedback_path,
+    loopback_report,
+    resolve_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,19 +33,6 @@ PHYS = ("symbol", "waveform")  # waveform: rkdsc_gr.ota_loopback
 #: own channel blocks (rkdsc_symbol_channel)
 DRAWS = ("keyed", "gnuradio")
 SNR_PACE_IMAGES_PER_S = 200.0
-
-
-@dataclass(frozen=True)
-class Adapt:
-    """The rate adaptation of a loopback (`rkdsc loopback --adapt …`)."""
-
-    mode: str = "none"
-    k0: int = 4
-    step: int | None = None
-    confidence: float = 0.98
-    target: float = 0.99
-    feedback_delay: int = 0
-    feedback_loss: float = 0.0
 
 
 @dataclass
@@ -67,17 +62,14 @@ def build_symbol_loopback(
     fd_ts: float = 0.01,
     k_factor: float = 4.0,
     draws: str = "keyed",
-    adapt: Adapt = Adapt(),
-    timeout_s: float = 10.0,
+    adapt: Adapt = NO_ADAPT,
 ) -> SymbolLoopback:
     """The graph of the `loopback_symbols.grc` flowgraph (with `adapt`, of
     `loopback_feedback.grc`), built in Python; `draws` picks the channel block (`DRAWS`)."""
     from rkdsc_gr.accuracy_sink import accuracy_sink
-    from rkdsc_gr.feedback_link import feedback_link
     from rkdsc_gr.image_source import image_source
     from rkdsc_gr.keyed_channel import keyed_channel
     from rkdsc_gr.semantic_rx import semantic_rx
-    from rkdsc_gr.semantic_tx import semantic_tx
     from rkdsc_gr.symbol_channel import symbol_channel
 
     tb = gr.top_block("rkdsc_loopback_symbols")
@@ -85,21 +77,12 @@ def build_symbol_loopback(
     # before the first feedback is read
     pace = SNR_PACE_IMAGES_PER_S if adapt.mode == "snr" else 0.0
     source = image_source(dataset, split, n_images=n, max_rate=pace, root=data_root or "")
-    tx = semantic_tx(
-        bundle,
-        rate,
-        device,
-        adapt=adapt.mode,
-        k0=adapt.k0,
-        step=adapt.step or 0,
-        target=adapt.target,
-        table_channel="awgn" if channel == "awgn" else "rayleigh",
-    )
+    tx = adaptive_encoder(bundle, rate, device, adapt, channel)
     if draws == "keyed":
         chan = keyed_channel(channel, snr_db, seed=seed, fd_ts=fd_ts, k_factor=k_factor)
     else:
         chan = symbol_channel(channel, snr_db, fd_ts=fd_ts, k_factor=k_factor, seed=seed)
-    rx = semantic_rx(bundle, device, confidence=adapt.confidence, timeout_s=timeout_s)
+    rx = semantic_rx(bundle, device, confidence=adapt.confidence, timeout_s=adapt.timeout_s)
     sink = accuracy_sink()
     tb.msg_connect(source, "out", tx, "in")
     tb.msg_connect(tx, "out", chan, "in")
@@ -107,7 +90,7 @@ def build_symbol_loopback(
     tb.msg_connect(rx, "out", sink, "in")
     link = None
     if adapt.mode != "none":
-        link = feedback_link(adapt.feedback_delay, adapt.feedback_loss, seed=seed + 7)
+        link = feedback_path(adapt, seed)
         tb.msg_connect(rx, "feedback", link, "in")
         tb.msg_connect(link, "out", tx, "feedback")
     return SymbolLoopback(tb, source, tx, chan, rx, sink, link)
@@ -118,8 +101,7 @@ def run_graph(lb: SymbolLoopback, n: int, timeout_s: float) -> dict:
     t0 = time.monotonic()
     lb.tb.start()
     deadline = t0 + timeout_s
-    while lb.sink.count() < n and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: lb.sink.count() >= n, deadline - time.monotonic())
     elapsed = time.monotonic() - t0
     lb.tb.stop()
     lb.tb.wait()
@@ -163,21 +145,15 @@ def run_loopback(
     timeout_s: float | None = None,
     draws: str | None = None,
     images_per_frame: int = 1,
-    adapt: Adapt = Adapt(),
+    adapt: Adapt = NO_ADAPT,
 ) -> dict:
     """Accuracy vs SNR through the symbol-level flowgraph, on the first `n` images of the bundle's
     dataset split (all when None): the same images `rkdsc eval --n` uses, and with `draws`
     "keyed" (the default for `phy="symbol"`) the same channel draws, so that a point equals
     `rkdsc eval`'s at the same seed; "gnuradio" runs GNU Radio's own channel blocks.
     `images_per_frame` (N images per frame) is a waveform setting. `adapt`: rate adaptation
-    (symbol level only; the waveform's incremental redundancy is not built)."""
-    if phy not in PHYS:
-        raise RkdscError(f"--phy {phy} is not available yet (choose from {', '.join(PHYS)})")
-    if phy == "waveform" and draws is not None:
-        raise RkdscError("--draws applies to --phy symbol (the waveform channel is GNU Radio's)")
-    draws = draws or "keyed"
-    if draws not in DRAWS:
-        raise RkdscError(f"--draws {draws}: choose from {', '.join(DRAWS)}")
+    (both PHYs; `rkdsc_gr.ota_loopback` for the waveform's)."""
+    draws = _check_phy(phy, draws, images_per_frame)
     _check_adapt(adapt, phy, rate)
     if phy == "waveform":
         from rkdsc_gr.ota_loopback import run_waveform_loopback
@@ -188,10 +164,9 @@ def run_loopback(
             k_factor=k_factor,
             timeout_s=timeout_s,
             images_per_frame=images_per_frame,
+            adapt=adapt,
         )
         return run_waveform_loopback(bundle, channel, snrs, rate, n, split, data_root, seed, **kw)
-    if images_per_frame != 1:
-        raise RkdscError("--images-per-frame applies to --phy waveform (symbols carry no frames)")
     bun, ds, n = resolve_request(bundle, device, rate, n, split, data_root)
     points = []
     for i, snr in enumerate(snrs):
@@ -214,16 +189,7 @@ def run_loopback(
         paced = n / SNR_PACE_IMAGES_PER_S if adapt.mode == "snr" else 0.0
         point = run_graph(lb, n, timeout_s or 60.0 + n / 20.0 + paced)
         points.append({"snr_db": float(snr), **point})
-        log.info(
-            "loopback %s %g dB K=%d: accuracy %.4f (%d/%d frames, %.0f images/s)",
-            channel,
-            snr,
-            rate,
-            point["accuracy"] or 0.0,
-            point["frames_detected"],
-            point["frames_sent"],
-            point["images_per_s"] or 0.0,
-        )
+        _log_point(channel, snr, rate, point)
     config = {
         "channel": channel,
         "fd_ts": fd_ts,
@@ -237,12 +203,39 @@ def run_loopback(
     return rep
 
 
+def _log_point(channel: str, snr: float, rate: int, point: dict) -> None:
+    log.info(
+        "loopback %s %g dB K=%d: accuracy %.4f (%d/%d frames, %.0f images/s)",
+        channel,
+        snr,
+        rate,
+        point["accuracy"] or 0.0,
+        point["frames_detected"],
+        point["frames_sent"],
+        point["images_per_s"] or 0.0,
+    )
+
+
+def _check_phy(phy: str, draws: str | None, images_per_frame: int) -> str:
+    """One-line errors for options that do not fit the PHY; the symbol-level draws to use."""
+    if phy not in PHYS:
+        raise RkdscError(f"--phy {phy} is not available yet (choose from {', '.join(PHYS)})")
+    if phy == "waveform" and draws is not None:
+        raise RkdscError("--draws applies to --phy symbol (the waveform channel is GNU Radio's)")
+    draws = draws or "keyed"
+    if draws not in DRAWS:
+        raise RkdscError(f"--draws {draws}: choose from {', '.join(DRAWS)}")
+    if phy == "symbol" and images_per_frame != 1:
+        raise RkdscError("--images-per-frame applies to --phy waveform (symbols carry no frames)")
+    return draws
+
+
 def _check_adapt(adapt: Adapt, phy: str, rate: int) -> None:
     """One-line errors for rate-adaptation options that do not fit together."""
     if adapt.mode not in ADAPT_MODES:
         raise RkdscError(f"--adapt {adapt.mode}: choose from {', '.join(ADAPT_MODES)}")
-    if adapt.mode != "none" and phy != "symbol":
-        raise RkdscError("--adapt snr|ir needs --phy symbol (the waveform IR is not built yet)")
+    if adapt.timeout_s <= 0:
+        raise RkdscError(f"--feedback-timeout {adapt.timeout_s} must be > 0 seconds")
     if adapt.mode == "ir" and not 1 <= adapt.k0 <= rate:
         raise RkdscError(f"--k0 {adapt.k0} must lie in 1..--rate {rate}")
     if adapt.step is not None and adapt.step < 1:

@@ -1,14 +1,59 @@
-"""What the symbol-level (`loopback`) and waveform (`ota_loopback`) loopbacks share: checking the
-request against the bundle and its dataset, and the loopback JSON of DESIGN.md §5. Imports no
-GNU Radio, and neither loopback module."""
+"""What the symbol-level (`loopback`) and waveform (`ota_loopback`) loopbacks share: their rate
+adaptation options (`Adapt`) and the blocks they configure (the adaptive encoder, the feedback
+link), checking the request against the bundle and its dataset, and the loopback JSON of
+DESIGN.md §5. Imports neither loopback module, and GNU Radio only inside the block builders."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from rkdsc_core.bundle import bundle_ref
 from rkdsc_core.data.subsets import selection_record
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
+
+
+@dataclass(frozen=True)
+class Adapt:
+    """The rate adaptation of a loopback (`rkdsc loopback --adapt …`)."""
+
+    mode: str = "none"
+    k0: int = 4
+    step: int | None = None
+    confidence: float = 0.98
+    target: float = 0.99
+    feedback_delay: int = 0
+    feedback_loss: float = 0.0
+    timeout_s: float = 10.0  # the receiver decides an image whose increment is this late
+
+
+NO_ADAPT = Adapt()  # fixed K, no feedback
+
+
+def adaptive_encoder(bundle: str, rate: int, device: str, adapt: Adapt, channel: str):
+    """`rkdsc_semantic_tx` at K = `rate` with `adapt`'s rate adaptation; SNR feedback reads the
+    bundle's rate table of `channel` ("awgn", else "rayleigh")."""
+    from rkdsc_gr.semantic_tx import semantic_tx
+
+    return semantic_tx(
+        bundle,
+        rate,
+        device,
+        adapt=adapt.mode,
+        k0=adapt.k0,
+        step=adapt.step or 0,
+        target=adapt.target,
+        table_channel="awgn" if channel == "awgn" else "rayleigh",
+    )
+
+
+def feedback_path(adapt: Adapt, seed: int):
+    """The simulated feedback link of `adapt` (delay, loss; seeded `seed + 7`)."""
+    from rkdsc_gr.feedback_link import feedback_link
+
+    return feedback_link(adapt.feedback_delay, adapt.feedback_loss, seed=seed + 7)
+
 
 #: (bundle folder, split, n) → the JSON record of the images resolve_request selected, which
 #: loopback_report adds to the report (both run in the one process of a loopback command)

@@ -8,7 +8,22 @@ Returns the JSON of DESIGN.md §5; each point adds `frames_sent` / `frames_detec
 `images_sent` / `images_detected`, `delivered_accuracy` (correct decisions ÷ images sent: an image
 that never arrived is wrong), `channel_uses_per_image` (every symbol period of every burst, guard
 and filter tails included, ÷ images sent), the mean estimated SNR and the receiver's rejection
-counts. A point where nothing arrived has `accuracy` null and `delivered_accuracy` 0.
+counts. A point where nothing arrived has `accuracy` null and `delivered_accuracy` 0. Every
+point also has `mean_symbols` (semantic symbols sent per image) and `mean_channel_uses` (symbol
+periods of the frames on the air per image: preamble, header, pilots and payload, each frame's
+shared among the images it carries).
+
+With `adapt` "snr" or "ir" (issue 18) the feedback closes the loop through a `feedback_link`:
+
+    ir:  semantic_rx feedback ─► feedback_link ─► semantic_tx feedback, ota_tx feedback
+    snr: ota_rx feedback ─────► feedback_link ─► semantic_tx feedback, ota_tx feedback
+
+Increments travel in frames of their own kind (version-3 headers); images are paced so that
+answers to requests do not queue behind a backlog of first increments, and the receiver's
+timeout decides an image whose request or increment was lost. Points then add
+`requests_per_image`, `feedback_per_image`, `feedback_lost`, `timeouts`, the round trips
+(`rtt_mean_s`, `rtt_p95_s`, measured at ota_tx from an image's burst to its feedback) and, for
+"snr", the histogram of chosen K.
 """
 
 from __future__ import annotations
@@ -23,7 +38,13 @@ from rkdsc_core.errors import RkdscError
 from rkdsc_core.eval.stats import wilson
 from rkdsc_core.phy import bundle_id_from_bytes
 from rkdsc_core.runtime import load_bundle
-from rkdsc_gr.loopback_report import loopback_report, resolve_request
+from rkdsc_gr.loopback_report import (
+    NO_ADAPT,
+    adaptive_encoder,
+    feedback_path,
+    loopback_report,
+    resolve_request,
+)
 from rkdsc_gr.ota_channel import DEFAULT_TAPS
 
 log = logging.getLogger(__name__)
@@ -31,6 +52,11 @@ log = logging.getLogger(__name__)
 #: loopback channel name → ota_channel fading (block fading has no waveform counterpart)
 WAVEFORM_CHANNELS = {"awgn": "none", "rayleigh_fast": "rayleigh", "rician": "rician"}
 POLL_S = 0.01
+#: images/s sent with rate adaptation: well under the chain's ~50 frames/s (2-core machine) at
+#: two or three frames per image, so answers to requests do not wait behind a backlog
+ADAPT_PACE_IMAGES_PER_S = 10.0
+#: an adaptive point ends this long after the last activity once nothing is owed
+SETTLE_S = 2.0
 
 
 def bundle_id(bundle: str, device: str = "cpu") -> int:
@@ -52,6 +78,18 @@ class WaveformLoopback:
     rx: object
     decoder: object
     sink: object
+    link: object = None
+
+
+def waveform_fading(channel: str) -> str:
+    """The `ota_channel` fading of a `--channel` name; a one-line error for channels without a
+    waveform loopback."""
+    if channel not in WAVEFORM_CHANNELS:
+        raise RkdscError(
+            f"--channel {channel} has no waveform loopback (choose from "
+            f"{', '.join(WAVEFORM_CHANNELS)}; block fading needs --phy symbol)"
+        )
+    return WAVEFORM_CHANNELS[channel]
 
 
 def build_waveform_loopback(
@@ -72,30 +110,28 @@ def build_waveform_loopback(
     taps: tuple = DEFAULT_TAPS,
     images_per_frame: int = 1,
     labels=None,
+    adapt=None,
 ) -> WaveformLoopback:
     """The graph of `ota_sim.grc`, built in Python; `labels` (image index → label) lets the
-    receiver label what it decodes (frames carry no labels)."""
+    receiver label what it decodes (frames carry no labels). `adapt` (`loopback.Adapt`): rate
+    adaptation through a feedback link (module docstring)."""
     from rkdsc_gr.accuracy_sink import accuracy_sink
     from rkdsc_gr.image_source import image_source
     from rkdsc_gr.ota_channel import ota_channel
     from rkdsc_gr.ota_rx import ota_rx
     from rkdsc_gr.ota_tx import ota_tx
     from rkdsc_gr.semantic_rx import semantic_rx
-    from rkdsc_gr.semantic_tx import semantic_tx
 
-    if channel not in WAVEFORM_CHANNELS:
-        raise RkdscError(
-            f"--channel {channel} has no waveform loopback (choose from "
-            f"{', '.join(WAVEFORM_CHANNELS)}; block fading needs --phy symbol)"
-        )
-    fading = WAVEFORM_CHANNELS[channel]
+    fading = waveform_fading(channel)
+    adapt = adapt or NO_ADAPT
     bid = bundle_id(bundle, device)
     k_max = int(load_bundle(bundle, device).k_max)
     tb = gr.top_block("rkdsc_ota_sim")
-    source = image_source(dataset, split, n_images=n, root=data_root or "")
+    pace = ADAPT_PACE_IMAGES_PER_S if adapt.mode != "none" else 0.0
+    source = image_source(dataset, split, n_images=n, max_rate=pace, root=data_root or "")
     if labels is None:
         labels = source.labels  # image_source starts at index 0
-    encoder = semantic_tx(bundle, rate, device)
+    encoder = adaptive_encoder(bundle, rate, device, adapt, channel)
     # frames fill up whatever the encoder's pace; run_graph flushes the last one explicitly
     tx = ota_tx(
         bundle_id=bid,
@@ -111,14 +147,21 @@ def build_waveform_loopback(
         max_rate=k_max,
         max_images=images_per_frame,
     )
-    decoder = semantic_rx(bundle, device)
+    decoder = semantic_rx(bundle, device, confidence=adapt.confidence, timeout_s=adapt.timeout_s)
     sink = accuracy_sink()
     tb.msg_connect(source, "out", encoder, "in")
     tb.msg_connect(encoder, "out", tx, "in")
     tb.connect(tx, chan, rx)
     tb.msg_connect(rx, "out", decoder, "in")
     tb.msg_connect(decoder, "out", sink, "in")
-    return WaveformLoopback(tb, source, encoder, tx, chan, rx, decoder, sink)
+    link = None
+    if adapt.mode != "none":
+        link = feedback_path(adapt, seed)
+        # IR needs the decoder's confidence and requests; SNR feedback is the PHY's estimate
+        tb.msg_connect(decoder if adapt.mode == "ir" else rx, "feedback", link, "in")
+        tb.msg_connect(link, "out", encoder, "feedback")
+        tb.msg_connect(link, "out", tx, "feedback")
+    return WaveformLoopback(tb, source, encoder, tx, chan, rx, decoder, sink, link)
 
 
 def received_all(tx, rx, sco_ppm: float = 0.0) -> bool:
@@ -138,12 +181,27 @@ def run_graph(lb: WaveformLoopback, n: int, timeout_s: float, sco_ppm: float = 0
     deadline = t0 + timeout_s
     lb.tb.start()
     flushed = False
+    activity, still = None, t0
     try:
         while time.monotonic() < deadline:
             if not flushed and lb.encoder.encoded() + lb.encoder.dropped() >= n:
                 lb.tx.flush()  # queued after every symbol PDU: the last frame leaves with them
                 flushed = True
-            if lb.tx.images_sent() + lb.tx.dropped() + lb.encoder.dropped() >= n:
+            if lb.link is not None:  # increments and answers: images_sent counts increments
+                if lb.sink.count() + lb.sink.dropped() >= n:
+                    break
+                now = time.monotonic()
+                seen = (lb.tx.samples_sent(), lb.decoder.decoded(), lb.decoder.counts()["feedback"])
+                if seen != activity:
+                    activity, still = seen, now
+                elif (
+                    flushed
+                    and now - still > SETTLE_S
+                    and lb.decoder.waiting() == 0
+                    and received_all(lb.tx, lb.rx, sco_ppm)
+                ):
+                    break  # images whose first increment was lost never get a decision
+            elif lb.tx.images_sent() + lb.tx.dropped() + lb.encoder.dropped() >= n:
                 decided = lb.decoder.decoded() + lb.decoder.dropped()
                 counted = lb.sink.count() + lb.sink.dropped()  # decisions: another thread
                 if (
@@ -173,6 +231,7 @@ def point_stats(lb: WaveformLoopback, n: int, elapsed: float) -> dict:
         "accuracy": stats["accuracy"],
         "ci95": wilson(stats["correct"], stats["n"]) if stats["n"] else None,
         "delivered_accuracy": stats["correct"] / n if n else None,
+        "images_decided": stats["n"],
         "delivered_ci95": wilson(stats["correct"], n) if n else None,
         "frames_sent": lb.tx.frames_sent(),
         "frames_detected": rx["frames"],
@@ -180,6 +239,8 @@ def point_stats(lb: WaveformLoopback, n: int, elapsed: float) -> dict:
         "images_detected": rx["images"],
         "images_per_frame": lb.tx.cfg.images_per_frame,
         "channel_uses_per_image": lb.tx.burst_samples() / sps / sent if sent else None,
+        "mean_symbols": lb.encoder.symbols_sent() / n if n else None,
+        "mean_channel_uses": lb.tx.frame_symbols() / n if n else None,
         "snr_est_db": rx["snr_db_mean"],
         "dropped": lb.encoder.dropped() + lb.tx.dropped() + lb.decoder.dropped(),
         "rx": {
@@ -190,6 +251,23 @@ def point_stats(lb: WaveformLoopback, n: int, elapsed: float) -> dict:
         "images_per_s": stats["n"] / elapsed if elapsed > 0 else None,
         "samples": lb.tx.samples_sent(),
         "samples_per_s": lb.rx.stats()["samples_read"] / elapsed if elapsed > 0 else None,
+    } | (adaptive_stats(lb, n) if lb.link is not None and n else {})
+
+
+def adaptive_stats(lb: WaveformLoopback, n: int) -> dict:
+    """The feedback loop's accounting of one point (issue 18), per image sent."""
+    counts, trips = lb.decoder.counts(), lb.tx.round_trips()
+    return {
+        # per image, not per increment sent (images_sent counts increments)
+        "channel_uses_per_image": lb.tx.burst_samples() / lb.tx.cfg.sps / n,
+        "requests_per_image": counts["requests"] / n,
+        "feedback_per_image": (lb.link.passed() + lb.link.lost()) / n,
+        "feedback_lost": lb.link.lost(),
+        "timeouts": counts["timeouts"],
+        "late_increments": counts["late"],
+        "rtt_mean_s": trips["rtt_mean_s"],
+        "rtt_p95_s": trips["rtt_p95_s"],
+        "k_histogram": {str(k): v for k, v in lb.encoder.k_histogram().items()},
     }
 
 
@@ -210,11 +288,15 @@ def run_waveform_loopback(
     taps: tuple = DEFAULT_TAPS,
     timeout_s: float | None = None,
     images_per_frame: int = 1,
+    adapt=None,
 ) -> dict:
     """Accuracy vs SNR through the waveform flowgraph on the first `n` images of the bundle's
     split (the images `rkdsc eval --n` and `--phy symbol` use), N = `images_per_frame` images
     per frame. Defaults are the acceptance scenario: CFO 1e-3 cycles/sample, +50 ppm sample
-    clock, the 3-tap `DEFAULT_TAPS`."""
+    clock, the 3-tap `DEFAULT_TAPS`. `adapt` (`loopback.Adapt`): rate adaptation."""
+    from dataclasses import asdict
+
+    adapt = adapt or NO_ADAPT
     bun, ds, n = resolve_request(bundle, device, rate, n, split, data_root)
     points = []
     for i, snr in enumerate(snrs):
@@ -235,8 +317,10 @@ def run_waveform_loopback(
             sco_ppm,
             taps,
             images_per_frame,
+            adapt=adapt,
         )
-        point = run_graph(lb, n, timeout_s or 60.0 + n / 10.0, sco_ppm)
+        paced = n / ADAPT_PACE_IMAGES_PER_S if adapt.mode != "none" else 0.0
+        point = run_graph(lb, n, timeout_s or 60.0 + n / 10.0 + paced, sco_ppm)
         points.append({"snr_db": float(snr), **point})
         log.info(
             "waveform loopback %s %g dB K=%d N=%d: delivered %.4f, %d/%d frames, est. SNR %s dB",
@@ -258,5 +342,9 @@ def run_waveform_loopback(
         "sco_ppm": sco_ppm,
         "images_per_frame": images_per_frame,
         "taps": [[t.real, t.imag] for t in map(complex, taps)],
+        "adapt": asdict(adapt),
+        "adapt_pace_images_per_s": ADAPT_PACE_IMAGES_PER_S if adapt.mode != "none" else None,
     }
-    return loopback_report(bun, split, n, channel, rate, "waveform", points, config, seed)
+    rep = loopback_report(bun, split, n, channel, rate, "waveform", points, config, seed)
+    rep["adapt"] = adapt.mode
+    return rep

@@ -11,6 +11,11 @@ repetition). `ota_deframer` keeps a buffer of both streams, runs the non-coheren
 coherent preamble metric over a CFO bank, the polar header, then the whole frame. A frame of N
 images leaves as N PDUs. Candidates that fail (no preamble, header CRC, K or N out of range,
 another bundle) are counted by reason and never passed on.
+
+Frames of IR increments (a version-3 header with the increment flag) leave as increment PDUs
+(`ir_offset`, `ir_final`: what `semantic_rx` gathers per image; no `ir_gain`, increments are
+self-normalising). Each image also leaves a feedback dict on `feedback` (issue 18): the PHY's
+view of it, for SNR-adaptive K without a decoder at the receiver.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from rkdsc_core.phy.detect import Detector
 from rkdsc_core.phy.header import MAX_IMAGES, MAX_RATE
 from rkdsc_core.phy.preamble import repetition_template
 from rkdsc_core.phy.sync import prescreen_metric
+from rkdsc_gr._feedback import IR_FINAL, PORT_FEEDBACK, feedback_message
 from rkdsc_gr._pdu import PORT_OUT, RATE, make_pdus
+from rkdsc_gr._stream_buffer import StreamBuffer
 from rkdsc_gr.ota_tx import (
     BUNDLE_ID,
     FRAME_INDEX,
@@ -54,49 +61,6 @@ class _Candidate:
     hit: int
     acq: Acquisition | None = None
     tau: int = 0  # stream offset of the preamble, once acquired
-
-
-class _Buffer:
-    """The recent input of one stream: `data` with stream offset `base` of data[0]. Appends into
-    spare capacity and drops old samples by moving a start index, compacting only when the dead
-    part is large (so a long frame does not cost a copy per call)."""
-
-    def __init__(self, dtype=np.complex64) -> None:
-        self._store = np.zeros(1 << 16, dtype=dtype)
-        self._lo = 0  # store index of data[0]
-        self._hi = 0  # store index past the last sample
-        self.base = 0
-
-    @property
-    def data(self) -> np.ndarray:
-        return self._store[self._lo : self._hi]
-
-    @property
-    def end(self) -> int:
-        return self.base + self._hi - self._lo
-
-    def append(self, x: np.ndarray) -> None:
-        n = len(x)
-        if self._hi + n > len(self._store):
-            live = self._hi - self._lo
-            if self._lo >= len(self._store) // 2 and live + n <= len(self._store):
-                self._store[:live] = self._store[self._lo : self._hi]  # compact in place
-            else:
-                grown = np.zeros(max(live + n, 2 * len(self._store)), dtype=self._store.dtype)
-                grown[:live] = self._store[self._lo : self._hi]
-                self._store = grown
-            self._lo, self._hi = 0, live
-        self._store[self._hi : self._hi + n] = x
-        self._hi += n
-
-    def keep_from(self, offset: int) -> None:
-        cut = min(max(offset - self.base, 0), self._hi - self._lo)
-        self._lo += cut
-        self.base += cut
-
-    def restart(self, offset: int) -> None:
-        self._lo = self._hi = 0
-        self.base = offset
 
 
 class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
@@ -124,8 +88,8 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         self._corr_delay = (cfg.zc_length - 1) * cfg.sps  # corr[n] = input 1 at n + this
         self._bundle_id = int(bundle_id)
         self._labels = None if labels is None else np.asarray(labels, dtype=np.int64)
-        self._z = _Buffer()
-        self._c = _Buffer()
+        self._z = StreamBuffer()
+        self._c = StreamBuffer()
         self._scan = 0  # next preamble start the detector has to look at
         self._pending: list[_Candidate] = []
         self._busy_until = 0  # earliest preamble start after the last frame decoded
@@ -143,6 +107,7 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
             "errors": 0,
         }
         self.message_port_register_out(PORT_OUT)
+        self.message_port_register_out(PORT_FEEDBACK)
 
     def work(self, input_items, output_items):
         n = len(input_items[0])
@@ -252,6 +217,11 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         self.snr_db_sum += frame.snr_db
         for pdu in self._image_pdus(frame, rx.burst_start(cand.tau)):
             self.message_port_pub(PORT_OUT, pdu)
+        symbols = h.offset + h.rate  # of each image's code, received through this frame
+        for i, snr in enumerate(frame.image_snr_db()):
+            index = (h.image_index + i) % (1 << 24)
+            msg = feedback_message(index, float(snr), float("nan"), symbols, more=False)
+            self.message_port_pub(PORT_FEEDBACK, msg)
 
     def _image_pdus(self, frame: RxFrame, sample_start: int):
         """One PDU per image of `frame`."""
@@ -260,7 +230,7 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
         snrs = frame.image_snr_db()
         common = pmt.make_dict()  # what the frame's images share (pmt dicts are persistent)
         for key, value in (
-            (RATE, h.rate),
+            (RATE, h.offset + h.rate),  # an increment's: the image's symbols so far
             (FRAME_INDEX, h.frame_index),
             (IMAGES, h.images),
             (BUNDLE_ID, h.bundle_id),
@@ -276,8 +246,14 @@ class ota_deframer(gr.sync_block):  # noqa: N801 - GNU Radio block naming
             own = {"index": index, "image_pos": i, "snr_db": float(snrs[i])}
             if self._labels is not None and index < len(self._labels):
                 own["label"] = int(self._labels[index])
+            if h.increment:
+                own["ir_offset"] = h.offset
             fields.append(own)
-        return make_pdus(common, fields, frame.symbols)
+        pdus = make_pdus(common, fields, frame.symbols)
+        if h.increment:  # a PMT bool (make_pdus writes numbers only)
+            final = pmt.from_bool(bool(h.final))
+            pdus = [pmt.cons(pmt.dict_add(pmt.car(p), IR_FINAL, final), pmt.cdr(p)) for p in pdus]
+        return pdus
 
     def stop(self) -> bool:
         s = self.stats
@@ -315,8 +291,12 @@ class ota_rx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
     image; metadata `index`, `rate`, `snr_db` (estimated effective Es/N0 of that image), `cfo`
     (cycles/sample), `sco`, `metric`, `frame_index`, `images` (N), `image_pos`, `bundle_id`,
     `sample_start` / `sample_count` (the burst in the input stream), and `label` when `labels`
-    has it. Accessor `stats()`: counts of pre-detector hits, candidates, frames, images and
-    rejections by reason.
+    has it; frames of IR increments add `ir_offset` and `ir_final` (and `rate` is then offset +
+    K, the image's symbols so far). Message out `feedback`: per image, the dict of
+    `rkdsc_gr._feedback` with its index, estimated SNR, symbols received (offset + K) and
+    confidence NaN (the PHY does not decide; `semantic_rx`'s feedback carries the decoder's, and
+    its requests drive incremental redundancy). Accessor `stats()`: counts of pre-detector
+    hits, candidates, frames, images and rejections by reason.
     """
 
     def __init__(
@@ -368,6 +348,7 @@ class ota_rx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
             detector_threshold=threshold,
         )
         self.message_port_register_hier_out("out")
+        self.message_port_register_hier_out("feedback")
         head = self.matched
         if if_offset:
             self.mixer = blocks.rotator_cc(-2 * math.pi * float(if_offset))
@@ -377,6 +358,7 @@ class ota_rx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         self.connect(head, (self.deframer, 0))
         self.connect(head, self.correlator, (self.deframer, 1))
         self.msg_connect(self.deframer, "out", self, "out")
+        self.msg_connect(self.deframer, "feedback", self, "feedback")
 
     def stats(self) -> dict:
         """Counts: `hits` (pre-detector), `candidates`, `frames` and `images` passed on,

@@ -3,6 +3,11 @@
 
     in ─► ota_framer (rkdsc_core.phy: header, pilots, RRC, PAPR clip) ─► pdu_to_stream_c ─► out
                   └─► frames (one dict per burst: header fields, sample_start, sample_count)
+    feedback ─► feedback_meter (round-trip times of the images' feedback; issue 18)
+
+Increments of incremental redundancy (`semantic_tx` adapt "ir": metadata `ir_offset`,
+`ir_final`) travel in frames whose version-3 header says so (increment flag, offset, final);
+their `ir_gain` does not travel (increments are self-normalising: `rkdsc_core.phy.header`).
 
 Shaping runs per frame in numpy (one convolution per burst), so the burst is bit-for-bit the golden
 `FrameModulator` output and never straddles a stream chunk; the stream side is GNU Radio's own
@@ -20,12 +25,14 @@ from gnuradio import gr, pdu
 
 from rkdsc_core.phy import FrameConfig, FrameModulator, Header
 from rkdsc_core.phy.header import MAX_RATE
+from rkdsc_gr._feedback import IR_FINAL, IR_OFFSET, RoundTrips
 from rkdsc_gr._pdu import (
     INDEX,
     LABEL,
     PORT_IN,
     PORT_OUT,
     RATE,
+    BadPdu,
     DropCounter,
     c32_array,
     guarded,
@@ -34,6 +41,7 @@ from rkdsc_gr._pdu import (
     queue_empty,
     split_pdu,
 )
+from rkdsc_gr.feedback_link import feedback_meter
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,18 @@ SAMPLE_COUNT = pmt.intern("sample_count")
 CLIPPED = pmt.intern("clipped")
 IMAGES = pmt.intern("images")
 IMAGE_POS = pmt.intern("image_pos")
+INCREMENT = pmt.intern("increment")
+
+
+def ir_fields(meta: pmt.pmt_t) -> tuple[bool, bool, int]:
+    """(increment, final, offset) of a symbol PDU's metadata: (False, False, 0) for a whole
+    code; BadPdu for an offset outside the header's 10 bits."""
+    offset = meta_int(meta, IR_OFFSET)
+    if offset is None:
+        return False, False, 0
+    if not 0 <= offset < 1 << 10:
+        raise BadPdu(f"ir_offset {offset} does not fit the header's 10 bits")
+    return True, pmt.is_true(pmt.dict_ref(meta, IR_FINAL, pmt.PMT_F)), int(offset)
 
 
 def frame_config(
@@ -79,13 +99,17 @@ class ota_framer(gr.basic_block):  # noqa: N801 - GNU Radio block naming
     `frames` record per burst.
 
     Images gather into a frame until it holds `cfg.images_per_frame`, until one arrives whose K
-    differs or whose index does not follow the previous one (the header carries the first index
-    only), until the input has been idle for `flush_s`, or until the message `flush` (a PMT
-    symbol) arrives on `in` (then a shorter frame leaves: the header says how many images it
-    holds). The header takes the image index from metadata `index`, the
-    frame index from a counter and K from the PDU length. When the input queue is empty after a
-    burst, `tail` zeros follow it. `sample_start` counts samples in the order bursts leave, i.e.
-    the output-stream offset as long as nothing downstream drops bursts.
+    or IR fields (increment, offset, final) differ or whose index does not follow the previous
+    one (the header carries the first index and one set of IR fields only), until the input has
+    been idle for `flush_s`, or until the message `flush` (a PMT symbol) arrives on `in` (then a
+    shorter frame leaves: the header says how many images it holds). Increments past the first
+    (answers to the receiver's requests) leave as soon as the input queue is empty: the image
+    waits on them, and further requests come one by one. So the first increments of a batch of
+    consecutive images share frames, and answers share one only when they arrive together for
+    consecutive images at the same offset. The header takes the image index from metadata
+    `index`, the frame index from a counter and K from the PDU length. When the input queue is
+    empty after a burst, `tail` zeros follow it. `sample_start` counts samples in the order
+    bursts leave, i.e. the output-stream offset as long as nothing downstream drops bursts.
 
     Back-pressure: with `stream` (the pdu_to_stream block fed) set, a burst waits while more than
     `max_backlog` samples are queued there. Message ports have none of their own, and
@@ -124,6 +148,9 @@ class ota_framer(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         self._images: list[np.ndarray] = []  # the frame being gathered
         self._labels: list[int | None] = []
         self._first_index = 0
+        self._ir = (False, False, 0)  # IR fields of the frame being gathered
+        self.round_trips = RoundTrips()  # when each image last left, for feedback_meter
+        self.frame_symbols = 0  # symbols of the frames sent: preamble, header, payload, pilots
         self._tail_owed = False  # a burst went out while more input was queued
         self.sent = 0  # bursts
         self.images_sent = 0
@@ -188,16 +215,20 @@ class ota_framer(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         sym = c32_array(vec, "symbol PDU", self._max_rate)
         index = meta_int(meta, INDEX) or 0
         label = meta_int(meta, LABEL)
+        ir = ir_fields(meta)
         if self._images and (
             len(sym) != len(self._images[0])
             or index != (self._first_index + len(self._images)) % (1 << 24)
+            or ir != self._ir
         ):
             self._send()
         if not self._images:
             self._first_index = index % (1 << 24)
+            self._ir = ir
         self._images.append(sym)
         self._labels.append(label)
-        if len(self._images) >= self.cfg.images_per_frame or self._idle():
+        answer = ir[0] and ir[2] > 0 and queue_empty(self)
+        if len(self._images) >= self.cfg.images_per_frame or answer or self._idle():
             self._send()
 
     def _send(self) -> None:
@@ -206,7 +237,10 @@ class ota_framer(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         self._images, self._labels = [], []
         self._wait_for_room()
         k, n_img = len(images[0]), len(images)
-        header = Header.wrap(k, n_img, self.sent, self._first_index, self._bundle_id)
+        increment, final, offset = self._ir
+        header = Header.wrap(
+            k, n_img, self.sent, self._first_index, self._bundle_id, increment, final, offset
+        )
         try:
             burst = self._mod.modulate(header, np.stack(images))
         except ValueError as exc:
@@ -228,14 +262,20 @@ class ota_framer(gr.basic_block):  # noqa: N801 - GNU Radio block naming
             (SAMPLE_START, self.samples),
             (SAMPLE_COUNT, n),
             (CLIPPED, burst.clipped),
+            (INCREMENT, header.increment),
         ):
             info = pmt.dict_add(info, key, pmt.from_long(int(value)))
+        if header.increment:
+            info = pmt.dict_add(info, IR_OFFSET, pmt.from_long(header.offset))
+            info = pmt.dict_add(info, IR_FINAL, pmt.from_bool(bool(header.final)))
         if n_img == 1 and labels[0] is not None:
             info = pmt.dict_add(info, LABEL, pmt.from_long(labels[0]))
         self.message_port_pub(PORT_OUT, make_pdu(pmt.make_dict(), samples))
         self.message_port_pub(PORT_FRAMES, pmt.cons(info, pmt.PMT_NIL))
+        self.round_trips.sent(self._first_index, n_img)
         self.samples += n
         self.burst_samples += n
+        self.frame_symbols += self.cfg.frame_symbols(k, n_img)
         self._tail_owed = True
         if queue_empty(self):
             self._send_tail()
@@ -267,13 +307,18 @@ class ota_tx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
             burst arriving at a full queue is dropped with a warning from that block).
         flush_s: a partly filled frame leaves after the input has been idle this long.
 
-    Message in `in`: symbol PDUs (c32vector[K], metadata `index`, `label` as semantic_tx emits),
-    or the symbol `flush` (send a partly filled frame now).
+    Message in `in`: symbol PDUs (c32vector[K], metadata `index`, `label` as semantic_tx emits;
+    IR increments also `ir_offset`, `ir_final`), or the symbol `flush` (send a partly filled
+    frame now).
+    Message in `feedback`: the receiver's feedback dicts (`semantic_rx` or `ota_rx` output
+    `feedback`, e.g. through `feedback_link`): each closes the round trip of its image's last
+    burst (`round_trips()`: count, mean and 95th percentile in seconds, requests heard).
     Stream out: complex samples, bursts tagged `tx_sob` / `tx_eob`. Message out `frames`: a dict per
     burst (`frame_index`, `index` of the first image, `images`, `rate`, `bundle_id`,
     `sample_start`, `sample_count`, `clipped`, and `label` for one-image frames) for recordings'
     annotations. Accessors: `frames_sent()`, `images_sent()`, `samples_sent()` (bursts and
-    tails), `dropped()`.
+    tails), `frame_symbols()` (preamble, header, pilots and payload of every frame sent: the
+    channel uses), `round_trips()`, `dropped()`.
     """
 
     def __init__(
@@ -298,6 +343,7 @@ class ota_tx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         )
         self.cfg = frame_config(sps, rolloff, pilot_spacing, papr_db, guard, images_per_frame)
         self.message_port_register_hier_in("in")
+        self.message_port_register_hier_in("feedback")
         self.message_port_register_hier_out("frames")
         edge = abs(if_offset) + (1 + self.cfg.rolloff) / (2 * self.cfg.sps)
         if edge >= 0.5:
@@ -315,6 +361,8 @@ class ota_tx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         self.msg_connect(self, "in", self.framer, "in")
         self.msg_connect(self.framer, "out", self.to_stream, "pdus")
         self.msg_connect(self.framer, "frames", self, "frames")
+        self.meter = feedback_meter(self.framer.round_trips)
+        self.msg_connect(self, "feedback", self.meter, "feedback")
         self.connect(self.to_stream, self)
 
     def flush(self) -> None:
@@ -335,6 +383,17 @@ class ota_tx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
 
     def samples_sent(self) -> int:
         return self.framer.samples
+
+    def frame_symbols(self) -> int:
+        """Symbol periods of the frames sent (preamble, header section, payload section with its
+        pilots); guard zeros and filter tails not counted."""
+        return self.framer.frame_symbols
+
+    def round_trips(self) -> dict:
+        """Feedback heard: `feedback`, `requests` (more=True), and the round-trip time from an
+        image's last burst leaving the framer to its feedback arriving, `rtt_mean_s`,
+        `rtt_p95_s` (None before any)."""
+        return self.framer.round_trips.summary()
 
     def dropped(self) -> int:
         """Symbol PDUs dropped (malformed, or K too large)."""

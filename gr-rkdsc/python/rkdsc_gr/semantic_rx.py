@@ -124,6 +124,10 @@ class semantic_rx(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         ignored: their image was decided already or its first increment never came)}."""
         return dict(self._counts)
 
+    def waiting(self) -> int:
+        """Images waiting for a further increment (each decided by its timeout at the latest)."""
+        return len(self._waiting)
+
     def set_snr_db(self, snr_db: float | None) -> None:
         self._snr_db = None if snr_db is None else float(snr_db)
 

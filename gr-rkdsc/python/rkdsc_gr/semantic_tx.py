@@ -185,12 +185,12 @@ class semantic_tx(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         images = np.stack([img for _, img in batch])
         if self._adapt == "ir":
             blocks, gains = split_increments(self._tx.encode_raw(images, snr), self._schedule)
-            self._encoded += len(batch)
             self._hold.touch()
             with self._ir_lock:
                 for i, (meta, _) in enumerate(batch):
                     state = [meta, [b[i] for b in blocks], gains[i], 0]
                     self._send_increment(meta_int(meta, INDEX), state)
+            self._encoded += len(batch)  # after the PDUs: a flush posted on it follows them
             return
         if self._adapt == "snr" and self._heard_snr is not None:
             rate = min(rate, self._bundle.choose_rate(self._heard_snr, self._target, self._table))

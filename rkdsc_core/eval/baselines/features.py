@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from rkdsc_core.data.datasets import ImageArrays
-from rkdsc_core.data.transforms import to_tensor
+from rkdsc_core.data.transforms import map_images
 from rkdsc_core.eval.baselines.modem import CodeFactory
 from rkdsc_core.runtime import Bundle
 
@@ -44,12 +44,11 @@ def student_features(bundle: Bundle, images: np.ndarray, batch_size: int = 500) 
     key = (id(bundle), id(images), images.shape)
     if key in _FEATURES:
         return _FEATURES[key]
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(images), batch_size):
-            x = to_tensor(images[i : i + batch_size], bundle.norm).to(bundle.device)
-            out.append(bundle.student(x)[0].float().cpu().numpy())
-    feats = np.concatenate(out)
+    student = bundle.student
+    feats = map_images(
+        lambda x: student(x)[0].float(), images, bundle.norm, batch_size, bundle.device
+    )
+    feats = feats.numpy()
     if _CACHE_ON:
         _FEATURES[key] = feats
     return feats
