@@ -556,33 +556,13 @@ def _scenario_channel_burst(n: int) -> dict:
     return out
 
 
-def _scenario_batching(bundle: str) -> dict:
-    """Backlogs queued in the blocks' workers before the graph starts, so the blocks see full
-    batches of 8 whatever the machine's load (posting to the `in` port instead lets the worker
-    wake on the first message while the scheduler is still handing over the rest: CI saw 25
-    decoder calls for 45 PDUs). The port's handler path is covered by the tx_rx scenario."""
+def _batching_pdus(rng: np.random.Generator):
+    """45 images, their semantic_tx PDUs and semantic_rx PDUs (K 4 or 16, some with a scalar
+    csi) with a bad PDU before every fifth good one, and the (y, snr, h) of each rx PDU."""
     import pmt
-    from gnuradio import blocks, gr
 
-    import rkdsc_gr
-    from rkdsc_core import runtime
-    from rkdsc_core.runtime import load_bundle
     from rkdsc_gr._pdu import INDEX, make_pdu
 
-    sizes: dict[str, list[int]] = {"tx": [], "rx": []}
-    encode, classify = runtime.Transmitter.encode, runtime.Receiver.classify
-
-    def rec_encode(self, images, snr_db=None):
-        sizes["tx"].append(len(images))
-        return encode(self, images, snr_db)
-
-    def rec_classify(self, y, snr, csi=None):
-        sizes["rx"].append(len(y))
-        return classify(self, y, snr, csi)
-
-    runtime.Transmitter.encode, runtime.Receiver.classify = rec_encode, rec_classify
-    bun = load_bundle(bundle)
-    rng = np.random.default_rng(3)
     images = rng.integers(0, 256, (45, 28, 28, 1), dtype=np.uint8)
 
     def meta(i, **kv):
@@ -606,6 +586,34 @@ def _scenario_batching(bundle: str) -> dict:
             kv["csi"] = pmt.from_complex(complex(h))
         rx_msgs.append(make_pdu(meta(i, **kv), y))
         rx_ref.append((y, snr, h))
+    return images, tx_msgs, rx_msgs, rx_ref
+
+
+def _scenario_batching(bundle: str) -> dict:
+    """Backlogs queued in the blocks' workers before the graph starts, so the blocks see full
+    batches of 8 whatever the machine's load (posting to the `in` port instead lets the worker
+    wake on the first message while the scheduler is still handing over the rest: CI saw 25
+    decoder calls for 45 PDUs). The port's handler path is covered by the tx_rx scenario."""
+    from gnuradio import blocks, gr
+
+    import rkdsc_gr
+    from rkdsc_core import runtime
+    from rkdsc_core.runtime import load_bundle
+
+    sizes: dict[str, list[int]] = {"tx": [], "rx": []}
+    encode, classify = runtime.Transmitter.encode, runtime.Receiver.classify
+
+    def rec_encode(self, images, snr_db=None):
+        sizes["tx"].append(len(images))
+        return encode(self, images, snr_db)
+
+    def rec_classify(self, y, snr, csi=None):
+        sizes["rx"].append(len(y))
+        return classify(self, y, snr, csi)
+
+    runtime.Transmitter.encode, runtime.Receiver.classify = rec_encode, rec_classify
+    bun = load_bundle(bundle)
+    images, tx_msgs, rx_msgs, rx_ref = _batching_pdus(np.random.default_rng(3))
     out = {}
     for name, make, msgs in (
         ("tx", lambda: rkdsc_gr.semantic_tx(bundle, rate=8, max_batch=8), tx_msgs),
