@@ -12,3 +12,9 @@ class ConfigError(RkdscError, ValueError):
 def one_line(exc: Exception) -> str:
     """An exception's message on one line (UHD's and YAML's span several; the CLI prints one)."""
     return " ".join(str(exc).split())
+
+
+def check_choice(name: str, value, choices) -> None:
+    """ValueError "`name` must be one of <choices>, got <value>" unless `value` is in `choices`."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")

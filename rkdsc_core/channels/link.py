@@ -26,6 +26,7 @@ from rkdsc_core.channels.fading import (
     RicianBlockFading,
 )
 from rkdsc_core.channels.snr import noise_variance
+from rkdsc_core.errors import check_choice
 from rkdsc_core.registry import Registry
 
 #: The channel registry: name → fading model class. The one list of channel names: `make_channel`,
@@ -95,10 +96,8 @@ def make_fading(name: str, **params) -> FadingModel:
 
 def check_receiver(csi: str, equalizer: str, num_pilots: int) -> int:
     """Validate receiver options; returns `num_pilots` as int."""
-    if csi not in CSI_MODES:
-        raise ValueError(f"csi must be one of {', '.join(CSI_MODES)}, got {csi!r}")
-    if equalizer not in EQUALIZERS:
-        raise ValueError(f"equalizer must be one of {', '.join(EQUALIZERS)}, got {equalizer!r}")
+    check_choice("csi", csi, CSI_MODES)
+    check_choice("equalizer", equalizer, EQUALIZERS)
     return int(check_scalar(num_pilots, "num_pilots", minimum=1))
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from rkdsc_core.channels import normalize_power
+from rkdsc_core.errors import check_choice
 
 SNR_SCALE_DB = 20.0  # SNR inputs are fed as snr_db / 20, clamped to ±2 (−40…40 dB)
 ENC_OUTPUTS = ("dense", "token")
@@ -47,10 +48,7 @@ class CATConfig:
             raise ValueError(
                 f"feature_dim ({self.feature_dim}) must divide by tokens ({self.tokens})"
             )
-        if self.enc_out not in ENC_OUTPUTS:
-            raise ValueError(
-                f"enc_out must be one of {', '.join(ENC_OUTPUTS)}, got {self.enc_out!r}"
-            )
+        check_choice("enc_out", self.enc_out, ENC_OUTPUTS)
         if self.enc_out == "token" and self.k_max % self.tokens:
             raise ValueError(
                 f"enc_out 'token' needs k_max ({self.k_max}) to divide by tokens ({self.tokens})"

@@ -18,6 +18,7 @@ from gnuradio import gr
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.data.spec import DatasetSpec
 from rkdsc_core.data.subsets import balanced_subset
+from rkdsc_core.errors import check_choice
 from rkdsc_gr._pdu import INDEX, LABEL, PORT_OUT, make_pdu, post_done
 
 log = logging.getLogger(__name__)
@@ -68,8 +69,7 @@ class image_source(gr.basic_block):  # noqa: N801 - GNU Radio block naming
             raise ValueError(
                 f"n_images ({n_images}), start ({start}), image_size ({image_size}) must be >= 0"
             )
-        if selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+        check_choice("selection", selection, SELECTIONS)
         if start and selection != "range":
             raise ValueError(f"start={start} needs selection='range' (balanced picks the images)")
         if max_rate < 0:

@@ -17,6 +17,7 @@ import logging
 import numpy as np
 from gnuradio import gr
 
+from rkdsc_core.errors import check_choice
 from rkdsc_core.phy.pulse import normalize_taps
 from rkdsc_gr import _channel_blocks
 from rkdsc_gr.ota_tx import frame_config
@@ -62,8 +63,7 @@ class ota_channel(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
     ) -> None:
         sig = gr.io_signature(1, 1, gr.sizeof_gr_complex)
         gr.hier_block2.__init__(self, "rkdsc_ota_channel", sig, sig)
-        if fading not in FADING:
-            raise ValueError(f"fading must be one of {', '.join(FADING)}, got {fading!r}")
+        check_choice("fading", fading, FADING)
         if abs(sco_ppm) >= 1e4:
             raise ValueError(f"sco_ppm must be within ±10000 ppm, got {sco_ppm}")
         cfg = frame_config(sps=sps, papr_db=papr_db)

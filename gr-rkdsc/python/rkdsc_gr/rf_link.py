@@ -13,6 +13,7 @@ import logging
 
 from gnuradio import blocks, gr
 
+from rkdsc_core.errors import check_choice
 from rkdsc_gr import _channel_blocks
 from rkdsc_gr.radios import RadioConfig, radio_sink, radio_source, set_frequency, set_gain
 
@@ -58,8 +59,7 @@ class rf_link(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
     ) -> None:
         sig = gr.io_signature(1, 1, gr.sizeof_gr_complex)
         gr.hier_block2.__init__(self, "rkdsc_rf_link", sig, sig)
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        check_choice("mode", mode, MODES)
         self.mode = mode
         self._signal_power = float(signal_power)
         self._sim = self._sink = self._source = None

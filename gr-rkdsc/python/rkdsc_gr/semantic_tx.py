@@ -19,6 +19,7 @@ import pmt
 from gnuradio import gr
 
 from rkdsc_core.adapt import ADAPT_MODES, increment_bounds, ir_schedule, split_increments
+from rkdsc_core.errors import check_choice
 from rkdsc_core.runtime import load_bundle
 from rkdsc_gr._feedback import (
     IR_FINAL,
@@ -84,8 +85,7 @@ class semantic_tx(gr.basic_block):  # noqa: N801 - GNU Radio block naming
         max_pending: int = 4096,
     ) -> None:
         gr.basic_block.__init__(self, name="rkdsc_semantic_tx", in_sig=None, out_sig=None)
-        if adapt not in ADAPT_MODES:
-            raise ValueError(f"adapt must be one of {', '.join(ADAPT_MODES)}, got {adapt!r}")
+        check_choice("adapt", adapt, ADAPT_MODES)
         self._adapt, self._target, self._table = adapt, float(target), str(table_channel)
         self._bundle = load_bundle(bundle, device)
         self._tx = self._bundle.transmitter(rate)

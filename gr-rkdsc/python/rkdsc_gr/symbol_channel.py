@@ -19,6 +19,7 @@ from collections import deque
 
 from gnuradio import blocks, gr
 
+from rkdsc_core.errors import check_choice
 from rkdsc_gr import _channel_blocks
 from rkdsc_gr._symbol_stream import LEAD, symbol_collector, symbol_feeder, symbol_source
 
@@ -59,8 +60,7 @@ class symbol_channel(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         gr.hier_block2.__init__(
             self, "rkdsc_symbol_channel", gr.io_signature(0, 0, 0), gr.io_signature(0, 0, 0)
         )
-        if channel not in CHANNELS:
-            raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
+        check_choice("channel", channel, CHANNELS)
         if not 0.0 <= fd_ts <= 0.5:
             raise ValueError(f"fd_ts must be in [0, 0.5] cycles per symbol, got {fd_ts}")
         if k_factor < 0:
