@@ -2,6 +2,7 @@
 
 Rayleigh h ~ CN(0, 1): block fading (one h per image) or time-varying (Jakes/Clarke Doppler
 spectrum, one h per symbol); Rician block fading with K-factor. All have E|h|² = 1 (DESIGN.md §3).
+`CHANNELS`, the channel registry, lists them by name at the end of this file.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rkdsc_core.channels._checks import (
 )
 from rkdsc_core.channels.awgn import add_noise, complex_normal
 from rkdsc_core.channels.snr import noise_variance
+from rkdsc_core.registry import Registry
 
 #: Defaults shared with `ChannelMixConfig` (rician_k, fd_ts).
 DEFAULT_K_FACTOR = 4.0
@@ -231,7 +233,21 @@ def apply_flat_fading(
     return add_noise(h.to(x.dtype) * x, noise_variance(snr.double()), generator)
 
 
+#: The channel registry: name → fading model class. The one list of channel names: `make_channel`,
+#: `ChannelMix`, `rkdsc eval/loopback --channel` and the symbol_channel block (and its GRC enum, by
+#: a test) read it. A new channel is its `FadingModel` above plus an entry here.
+CHANNELS: Registry[type[FadingModel]] = Registry(
+    "channel",
+    {
+        "awgn": NoFading,
+        "rayleigh": RayleighBlockFading,
+        "rayleigh_fast": RayleighTimeVarying,
+        "rician": RicianBlockFading,
+    },
+)
+
 __all__ = [
+    "CHANNELS",
     "FadingModel",
     "NoFading",
     "RayleighBlockFading",

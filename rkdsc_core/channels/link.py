@@ -18,30 +18,11 @@ from rkdsc_core.channels.estimate import (
     pilot_positions,
     pilot_symbols,
 )
-from rkdsc_core.channels.fading import (
-    FadingModel,
-    NoFading,
-    RayleighBlockFading,
-    RayleighTimeVarying,
-    RicianBlockFading,
-)
+from rkdsc_core.channels.fading import CHANNELS, FadingModel
 from rkdsc_core.channels.snr import noise_variance
 from rkdsc_core.errors import check_choice
-from rkdsc_core.registry import Registry
 
-#: The channel registry: name → fading model class. The one list of channel names: `make_channel`,
-#: `ChannelMix`, `rkdsc eval/loopback --channel` and the symbol_channel block (and its GRC enum, by
-#: a test) read it. A new channel is an entry here plus its `FadingModel` in fading.py.
-CHANNELS: Registry[type[FadingModel]] = Registry(
-    "channel",
-    {
-        "awgn": NoFading,
-        "rayleigh": RayleighBlockFading,
-        "rayleigh_fast": RayleighTimeVarying,
-        "rician": RicianBlockFading,
-    },
-)
-FADING_MODELS = CHANNELS  # the registry's earlier name
+FADING_MODELS = CHANNELS  # the registry's earlier name (the registry lives in fading.py)
 
 
 def list_channels() -> tuple[str, ...]:
