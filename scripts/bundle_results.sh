@@ -28,5 +28,5 @@ scripts/run_baselines.sh "$B" 10000
 # the shared 2 cores; resumable from runs/ablations)
 .venv/bin/python scripts/cat_ablations.py --bundle "$B" --work runs/ablations \
   --json results/cat_ablations.json \
-  --steps 300 --batch 128 --train-images 12000
+  --steps 300 --batch 128 --train-images 12000 --seeds 0,1,2 --reference-seeds 0,1,2
 .venv/bin/python scripts/results_tables.py --ablations results/cat_ablations.json --readme README.md
