@@ -78,6 +78,24 @@ def receive(samples: np.ndarray, snr_db: float | None, cfo=0.0, ppm=0.0, taps=(1
     return messages(dbg), rx.stats()
 
 
+def test_frame_config_takes_grc_parameters_in_order_or_by_name_and_keeps_the_defaults():
+    from rkdsc_gr.ota_tx import frame_config
+
+    assert frame_config() == CFG
+    cfg = frame_config(6.0, 0.25, 8.0, 6, 32.0, 3.0)  # GRC may hand ints as floats
+    assert cfg == FrameConfig(
+        sps=6, rolloff=0.25, pilot_spacing=8, papr_db=6.0, guard=32, images_per_frame=3
+    )
+    assert type(cfg.sps) is int and type(cfg.papr_db) is float
+    assert frame_config(2, guard=0) == FrameConfig(sps=2, guard=0)
+    with pytest.raises(TypeError, match="span"):
+        frame_config(span=4)  # not a GRC parameter: fixed
+    with pytest.raises(TypeError, match="sps"):
+        frame_config(4, sps=2)  # given twice
+    with pytest.raises(TypeError, match="at most 6"):
+        frame_config(4, 0.35, 16, 9.0, 64, 1, 10)
+
+
 def test_ota_tx_bursts_are_the_modulators_with_burst_tags_and_frame_records():
     from gnuradio import blocks, gr
 

@@ -323,7 +323,7 @@ class ota_rx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         )
         if not threshold > 1.0:
             raise ValueError(f"threshold must be > 1 (units of the noise level), got {threshold}")
-        cfg = frame_config(sps, rolloff, pilot_spacing, 9.0, guard)
+        cfg = frame_config(sps=sps, rolloff=rolloff, pilot_spacing=pilot_spacing, guard=guard)
         self.cfg = cfg
         if isinstance(labels, str):
             from rkdsc_gr.labels import bundle_labels

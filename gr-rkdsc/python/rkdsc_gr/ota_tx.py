@@ -67,23 +67,22 @@ def ir_fields(meta: pmt.pmt_t) -> tuple[bool, bool, int]:
     return True, pmt.is_true(pmt.dict_ref(meta, IR_FINAL, pmt.PMT_F)), int(offset)
 
 
-def frame_config(
-    sps: int = 4,
-    rolloff: float = 0.35,
-    pilot_spacing: int = 16,
-    papr_db: float = 9.0,
-    guard: int = 64,
-    images_per_frame: int = 1,
-) -> FrameConfig:
-    """The FrameConfig both OTA blocks build from their GRC parameters (the other fields fixed)."""
-    return FrameConfig(
-        sps=int(sps),
-        rolloff=float(rolloff),
-        pilot_spacing=int(pilot_spacing),
-        papr_db=float(papr_db),
-        guard=int(guard),
-        images_per_frame=int(images_per_frame),
-    )
+#: The FrameConfig fields the OTA blocks expose as GRC parameters (the other fields stay fixed).
+GRC_FIELDS = ("sps", "rolloff", "pilot_spacing", "papr_db", "guard", "images_per_frame")
+
+
+def frame_config(*values: float, **params: float) -> FrameConfig:
+    """The FrameConfig both OTA blocks build from their GRC parameters: `GRC_FIELDS` in order or
+    by name, each coerced to the type of FrameConfig's default (GRC may hand an int as a float);
+    the fields not given keep FrameConfig's defaults."""
+    if len(values) > len(GRC_FIELDS):
+        raise TypeError(f"frame_config takes at most {len(GRC_FIELDS)} positional parameters")
+    named = dict(zip(GRC_FIELDS, values))
+    unknown = sorted((set(params) - set(GRC_FIELDS)) | (set(params) & set(named)))
+    if unknown:
+        raise TypeError(f"frame_config: unknown or repeated parameter: {', '.join(unknown)}")
+    named.update(params)
+    return FrameConfig(**{k: type(getattr(FrameConfig, k))(v) for k, v in named.items()})
 
 
 def default_tail(cfg: FrameConfig) -> int:
