@@ -7,6 +7,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +62,17 @@ def provenance(config: Any = None, seed: int | None = None, **extra: Any) -> dic
     }
     out.update(extra)
     return out
+
+
+def write_report(path: str | os.PathLike, report: dict, args: Any, t0: float) -> Path:
+    """Write a script's `report` as JSON to `path` (`outputs.write_json`), closed by `seconds`
+    (wall time since `t0`, a `time.time()`) and the `provenance` of its parsed `args` (seed
+    `args.seed`); returns the path."""
+    from rkdsc_core.outputs import write_json
+
+    report = {
+        **report,
+        "seconds": round(time.time() - t0, 1),
+        "provenance": provenance(config=vars(args), seed=args.seed),
+    }
+    return write_json(path, report)

@@ -13,8 +13,7 @@ import time
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.eval import stats
 from rkdsc_core.eval.harness import correct_through_channel, encode_all
-from rkdsc_core.outputs import write_json
-from rkdsc_core.provenance import provenance
+from rkdsc_core.provenance import write_report
 from rkdsc_core.runtime import load_bundle
 
 
@@ -59,10 +58,8 @@ def main() -> None:
         "note": "the encoder is told the channel's average SNR (Es/N0); the decoder always gets "
         "the per-symbol effective SNR; same images and keyed channel draws for both",
         "statistics": {"ci95": stats.INTERVAL, "p_told_vs_unknown": stats.TEST},
-        "seconds": round(time.time() - t0, 1),
-        "provenance": provenance(config=vars(args), seed=args.seed),
     }
-    write_json(args.json, rep)
+    write_report(args.json, rep, args, t0)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ from rkdsc_core.bundle import count_params
 from rkdsc_core.data.datasets import load_dataset
 from rkdsc_core.eval import stats
 from rkdsc_core.eval.harness import snr_sweep
-from rkdsc_core.outputs import write_json
-from rkdsc_core.provenance import provenance
+from rkdsc_core.provenance import write_report
 from rkdsc_core.runtime import load_bundle
 
 
@@ -69,10 +68,8 @@ def main() -> None:
         },
         "rows": rows,
         "statistics": {"ci95": stats.INTERVAL, "p_b_vs_a": stats.TEST},
-        "seconds": round(time.time() - t0, 1),
-        "provenance": provenance(config=vars(args), seed=args.seed),
     }
-    write_json(args.json, rep)
+    write_report(args.json, rep, args, t0)
 
 
 if __name__ == "__main__":

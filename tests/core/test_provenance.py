@@ -35,3 +35,17 @@ def test_git_sha_without_git_installed_is_unknown(monkeypatch):
     monkeypatch.setattr(subprocess, "run", no_git)
     monkeypatch.delenv("RKDSC_GIT_SHA", raising=False)
     assert prov.git_sha() == "unknown"
+
+
+def test_write_report_closes_a_script_report_with_seconds_and_provenance(tmp_path):
+    import argparse
+    import json
+    import time
+
+    args = argparse.Namespace(seed=5, n=10)
+    rep = {"rows": [1, 2]}
+    path = prov.write_report(tmp_path / "sub" / "r.json", rep, args, time.time() - 2.0)
+    out = json.loads(path.read_text())
+    assert out["rows"] == [1, 2] and 1.9 <= out["seconds"] <= 30.0
+    assert out["provenance"]["seed"] == 5 and out["provenance"]["config"] == {"seed": 5, "n": 10}
+    assert rep == {"rows": [1, 2]}  # the caller's dict is left as it was
