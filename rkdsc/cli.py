@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 
 from rkdsc import args as A
+from rkdsc.ota_cli import gnuradio_module
 from rkdsc.parser import build_parser
 from rkdsc_core.errors import RkdscError
 from rkdsc_core.outputs import write_json
@@ -77,11 +78,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_loopback(args: argparse.Namespace) -> int:
-    try:
-        from rkdsc_gr.loopback import run_loopback  # GNU Radio is imported here, not at top level
-    except ImportError as exc:
-        raise RkdscError(f"rkdsc loopback needs GNU Radio ({exc}): run 'make setup'") from None
-    from rkdsc_gr.loopback import Adapt
+    loopback = gnuradio_module("loopback", "rkdsc_gr.loopback")
+    run_loopback, Adapt = loopback.run_loopback, loopback.Adapt
 
     keys = ("bundle", "channel", "rate", "n", "split", "data_root", "seed", "phy", "fd_ts", "draws")
     adapt = Adapt(
@@ -146,10 +144,8 @@ def cmd_rx(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    try:
-        from rkdsc_gr.demo import format_table, run_demo  # GNU Radio is imported here only
-    except ImportError as exc:
-        raise RkdscError(f"rkdsc demo needs GNU Radio ({exc}): run 'make setup'") from None
+    demo = gnuradio_module("demo", "rkdsc_gr.demo")
+    format_table, run_demo = demo.format_table, demo.run_demo
     rep = run_demo(
         args.bundle,
         quick=args.quick,

@@ -4,6 +4,7 @@ parser, so this module must not import GNU Radio at import time; `ota_radio` doe
 from __future__ import annotations
 
 import argparse
+import importlib
 from pathlib import Path
 
 from rkdsc import args as A
@@ -119,56 +120,37 @@ def _record_options(args: argparse.Namespace):
     return RecordConfig(args.record_datatype, args.hw, args.author)
 
 
-def _gnuradio(command: str):
+def gnuradio_module(command: str, module: str = "rkdsc_gr.ota_radio"):
+    """`module` of the GNU Radio layer, imported when a command needs it (never at start-up, so
+    the rest of the CLI runs without GNU Radio); without it, one line naming the command."""
     try:
-        from rkdsc_gr import ota_radio
+        return importlib.import_module(module)
     except ImportError as exc:
         raise RkdscError(f"rkdsc {command} needs GNU Radio ({exc}): run 'make setup'") from None
-    return ota_radio
+
+
+def _shared(args: argparse.Namespace) -> dict:
+    """The keyword arguments `run_tx` and `run_rx` both take, from the common options."""
+    radio, sim = _configs(args)
+    keys = ("mode", "bundle", "record", "n", "rate", "split", "duration", "data_root")
+    shared = {k: getattr(args, k) for k in keys}
+    return {**shared, "radio": radio, "sim": sim, "record_opts": _record_options(args)}
 
 
 def cmd_tx(args: argparse.Namespace) -> int:
-    ota_radio = _gnuradio("tx")
-    radio, sim = _configs(args)
-    out = ota_radio.run_tx(
-        args.mode,
-        args.bundle,
-        args.record,
-        args.n,
-        args.rate,
-        args.split,
-        args.image_rate,
-        radio,
-        sim,
-        args.duration,
-        _record_options(args),
-        args.data_root,
-    )
+    out = gnuradio_module("tx").run_tx(image_rate=args.image_rate, **_shared(args))
     print(json_text(out))
     return 0
 
 
 def cmd_rx(args: argparse.Namespace) -> int:
-    ota_radio = _gnuradio("rx")
-    radio, sim = _configs(args)
-    out = ota_radio.run_rx(
-        args.mode,
-        args.bundle,
-        args.input,
-        args.record,
-        "",
-        args.decisions,
-        args.n,
-        args.rate,
-        args.split,
-        args.doppler,
-        radio,
-        sim,
-        args.duration,
-        _record_options(args),
-        args.datatype,
-        args.samp_rate,
-        args.data_root,
+    out = gnuradio_module("rx").run_rx(
+        input_path=args.input,
+        decisions=args.decisions,
+        doppler=args.doppler,
+        datatype=args.datatype,
+        samp_rate=args.samp_rate,
+        **_shared(args),
     )
     text = json_text(out)
     print(text)
