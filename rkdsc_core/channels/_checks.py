@@ -80,11 +80,13 @@ def check_scalar(
 
 
 def to_torch(value: object, name: str) -> tuple[torch.Tensor, bool]:
-    """(tensor, came_from_numpy): numpy arrays are wrapped without copying."""
+    """(tensor, came_from_numpy): numpy arrays are wrapped without copying, except read-only ones
+    (views of PMT buffers, broadcasts), which torch cannot wrap safely: those are copied."""
     if isinstance(value, torch.Tensor):
         return value, False
     if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(value)), True
+        arr = np.ascontiguousarray(value)
+        return torch.from_numpy(arr if arr.flags.writeable else arr.copy()), True
     raise ValueError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(value).__name__}")
 
 
