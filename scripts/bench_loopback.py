@@ -68,8 +68,10 @@ def model_throughput(
 
 def graph_throughput(bundle: str, dataset: str, n: int, channel: str, rate: int) -> dict:
     from rkdsc_gr.loopback import build_symbol_loopback, run_graph
+    from rkdsc_gr.loopback_report import LoopbackRequest
 
-    lb = build_symbol_loopback(bundle, dataset, "test", n, channel, 10.0, rate)
+    req = LoopbackRequest(bundle, channel, (10.0,), rate, n, "test")
+    lb = build_symbol_loopback(req, dataset, 10.0, 0)
     c0 = time.process_time()
     point = run_graph(lb, n, timeout_s=60 + n / 50)
     cpu = time.process_time() - c0

@@ -7,6 +7,7 @@ import time
 
 from rkdsc_core.phy.config import FrameConfig
 from rkdsc_gr.loopback import run_loopback
+from rkdsc_gr.loopback_report import LoopbackRequest
 from rkdsc_gr.ota_loopback import run_waveform_loopback
 
 
@@ -16,7 +17,7 @@ def gr_bench(bundle: str, n: int = 2000, rate: int = 16) -> dict:
     t_sym = time.perf_counter() - t0
     n_wave = max(1, n // 4)
     t0 = time.perf_counter()
-    rep = run_waveform_loopback(bundle, "awgn", [10.0], rate, n_wave)
+    rep = run_waveform_loopback(LoopbackRequest(bundle, "awgn", (10.0,), rate, n_wave))
     t_wave = time.perf_counter() - t0
     samples = rep["points"][0]["frames_sent"] * FrameConfig().burst_samples(rate)
     return {

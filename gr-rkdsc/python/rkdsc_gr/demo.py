@@ -18,6 +18,7 @@ from rkdsc_core.eval.report import save_accuracy_plot
 from rkdsc_core.eval.stats import finish
 from rkdsc_core.provenance import provenance
 from rkdsc_core.runtime import load_bundle
+from rkdsc_gr.loopback_report import LoopbackRequest
 from rkdsc_gr.ota_loopback import run_waveform_loopback
 
 log = logging.getLogger(__name__)
@@ -59,18 +60,10 @@ def run_demo(
             f"[demo] {ch}: GNU Radio waveform loopback, {n} images x {len(snrs)} SNRs ...",
             flush=True,
         )
-        gr_rep = run_waveform_loopback(
-            bundle,
-            ch,
-            list(snrs),
-            rate,
-            n,
-            data_root=data_root,
-            seed=seed,
-            fd_ts=RAYLEIGH_FD_TS,
-            images_per_frame=images_per_frame,
-            **MILD,
+        req = LoopbackRequest(
+            bundle, ch, tuple(snrs), rate, n, data_root=data_root, seed=seed, fd_ts=RAYLEIGH_FD_TS
         )
+        gr_rep = run_waveform_loopback(req, images_per_frame=images_per_frame, **MILD)
         offline = finish(snr_sweep(bun, data, offline_ch, snrs, rate, seed))
         curves[ch] = {"gnuradio": gr_rep["points"], "offline": offline}
         for g, o in zip(gr_rep["points"], offline):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 
 from gnuradio import gr
 
@@ -19,10 +19,9 @@ from rkdsc_gr._polling import wait_until
 from rkdsc_gr.loopback_report import (
     NO_ADAPT,
     Adapt,
+    LoopbackRequest,
     adaptive_encoder,
     feedback_path,
-    loopback_report,
-    resolve_request,
 )
 
 log = logging.getLogger(__name__)
@@ -49,40 +48,29 @@ class SymbolLoopback:
 
 
 def build_symbol_loopback(
-    bundle: str,
-    dataset: str,
-    split: str,
-    n: int,
-    channel: str,
-    snr_db: float,
-    rate: int,
-    seed: int = 0,
-    data_root: str | None = None,
-    device: str = "cpu",
-    fd_ts: float = 0.01,
-    k_factor: float = 4.0,
-    draws: str = "keyed",
-    adapt: Adapt = NO_ADAPT,
+    req: LoopbackRequest, dataset, snr_db: float, seed: int, draws: str = "keyed"
 ) -> SymbolLoopback:
-    """The graph of the `loopback_symbols.grc` flowgraph (with `adapt`, of
-    `loopback_feedback.grc`), built in Python; `draws` picks the channel block (`DRAWS`)."""
+    """The graph of the `loopback_symbols.grc` flowgraph (with `req.adapt`, of
+    `loopback_feedback.grc`) at one SNR, built in Python: `req.n` images of `dataset` (the
+    bundle's `DatasetSpec`); `draws` picks the channel block (`DRAWS`)."""
     from rkdsc_gr.accuracy_sink import accuracy_sink
     from rkdsc_gr.image_source import image_source
     from rkdsc_gr.keyed_channel import keyed_channel
     from rkdsc_gr.semantic_rx import semantic_rx
     from rkdsc_gr.symbol_channel import symbol_channel
 
+    adapt, channel, kw = req.adapt, req.channel, dict(fd_ts=req.fd_ts, k_factor=req.k_factor)
     tb = gr.top_block("rkdsc_loopback_symbols")
     # with SNR feedback the images are paced: a queue full of images would all be encoded
     # before the first feedback is read
     pace = SNR_PACE_IMAGES_PER_S if adapt.mode == "snr" else 0.0
-    source = image_source(dataset, split, n_images=n, max_rate=pace, root=data_root or "")
-    tx = adaptive_encoder(bundle, rate, device, adapt, channel)
-    if draws == "keyed":
-        chan = keyed_channel(channel, snr_db, seed=seed, fd_ts=fd_ts, k_factor=k_factor)
-    else:
-        chan = symbol_channel(channel, snr_db, fd_ts=fd_ts, k_factor=k_factor, seed=seed)
-    rx = semantic_rx(bundle, device, confidence=adapt.confidence, timeout_s=adapt.timeout_s)
+    source = image_source(
+        dataset, req.split, n_images=req.n, max_rate=pace, root=req.data_root or ""
+    )
+    tx = adaptive_encoder(req.bundle, req.rate, req.device, adapt, channel)
+    block = keyed_channel if draws == "keyed" else symbol_channel
+    chan = block(channel, snr_db, seed=seed, **kw)
+    rx = semantic_rx(req.bundle, req.device, confidence=adapt.confidence, timeout_s=adapt.timeout_s)
     sink = accuracy_sink()
     tb.msg_connect(source, "out", tx, "in")
     tb.msg_connect(tx, "out", chan, "in")
@@ -155,52 +143,29 @@ def run_loopback(
     (both PHYs; `rkdsc_gr.ota_loopback` for the waveform's)."""
     draws = _check_phy(phy, draws, images_per_frame)
     _check_adapt(adapt, phy, rate)
+    req = LoopbackRequest(
+        bundle, channel, tuple(snrs), rate, n, split, data_root, seed, device, fd_ts, k_factor
+    )
+    req = replace(req, timeout_s=timeout_s, adapt=adapt)
     if phy == "waveform":
         from rkdsc_gr.ota_loopback import run_waveform_loopback
 
-        kw = dict(
-            device=device,
-            fd_ts=fd_ts,
-            k_factor=k_factor,
-            timeout_s=timeout_s,
-            images_per_frame=images_per_frame,
-            adapt=adapt,
-        )
-        return run_waveform_loopback(bundle, channel, snrs, rate, n, split, data_root, seed, **kw)
-    bun, ds, n = resolve_request(bundle, device, rate, n, split, data_root)
-    points = []
-    for i, snr in enumerate(snrs):
-        lb = build_symbol_loopback(
-            bundle,
-            ds,
-            split,
-            n,
-            channel,
-            float(snr),
-            rate,
-            seed if draws == "keyed" else seed + i,  # keyed draws already differ per SNR
-            data_root,
-            device,
-            fd_ts,
-            k_factor,
-            draws,
-            adapt,
-        )
-        paced = n / SNR_PACE_IMAGES_PER_S if adapt.mode == "snr" else 0.0
-        point = run_graph(lb, n, timeout_s or 60.0 + n / 20.0 + paced)
+        return run_waveform_loopback(req, images_per_frame=images_per_frame)
+    return run_symbol_loopback(req, draws)
+
+
+def run_symbol_loopback(req: LoopbackRequest, draws: str = "keyed") -> dict:
+    """`run_loopback` at `phy="symbol"`: one graph per SNR of `req.snrs`."""
+    bun, ds, req = req.resolve()
+    n, points = req.n, []
+    for i, snr in enumerate(req.snrs):
+        seed = req.seed if draws == "keyed" else req.seed + i  # keyed draws differ per SNR
+        lb = build_symbol_loopback(req, ds, float(snr), seed, draws)
+        paced = n / SNR_PACE_IMAGES_PER_S if req.adapt.mode == "snr" else 0.0
+        point = run_graph(lb, n, req.timeout_s or 60.0 + n / 20.0 + paced)
         points.append({"snr_db": float(snr), **point})
-        _log_point(channel, snr, rate, point)
-    config = {
-        "channel": channel,
-        "fd_ts": fd_ts,
-        "k_factor": k_factor,
-        "device": device,
-        "draws": draws,
-        "adapt": asdict(adapt),
-    }
-    rep = loopback_report(bun, split, n, channel, rate, phy, points, config, seed)
-    rep["adapt"] = adapt.mode
-    return rep
+        _log_point(req.channel, snr, req.rate, point)
+    return req.report(bun, "symbol", points, req.config(draws=draws))
 
 
 def _log_point(channel: str, snr: float, rate: int, point: dict) -> None:

@@ -5,7 +5,7 @@ DESIGN.md §5. Imports neither loopback module, and GNU Radio only inside the bl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 
 from rkdsc_core.bundle import bundle_ref
 from rkdsc_core.data.subsets import selection_record
@@ -29,6 +29,53 @@ class Adapt:
 
 
 NO_ADAPT = Adapt()  # fixed K, no feedback
+
+
+@dataclass(frozen=True)
+class LoopbackRequest:
+    """One loopback run (`rkdsc loopback`): the first `n` images of the bundle's `split` (all
+    when None) through `channel` at each SNR of `snrs`, K = `rate`; what both PHYs share."""
+
+    bundle: str = "default"
+    channel: str = "awgn"
+    snrs: tuple[float, ...] = (10.0,)
+    rate: int = 16
+    n: int | None = None
+    split: str = "test"
+    data_root: str | None = None
+    seed: int = 0
+    device: str = "cpu"
+    fd_ts: float = 0.01  # Doppler of "rayleigh_fast"
+    k_factor: float = 4.0  # K-factor of "rician"
+    timeout_s: float | None = None  # per SNR point; None: from n
+    adapt: Adapt = NO_ADAPT
+
+    def resolve(self):
+        """`resolve_request` for this request: (bundle, its `DatasetSpec`, the request with `n`
+        the number of images to send)."""
+        bun, spec, n = resolve_request(
+            self.bundle, self.device, self.rate, self.n, self.split, self.data_root
+        )
+        return bun, spec, replace(self, n=n)
+
+    def config(self, **extra) -> dict:
+        """The channel and adaptation settings recorded in the report's provenance."""
+        return {
+            "channel": self.channel,
+            "fd_ts": self.fd_ts,
+            "k_factor": self.k_factor,
+            "device": self.device,
+            **extra,
+            "adapt": asdict(self.adapt),
+        }
+
+    def report(self, bun, phy: str, points: list, config: dict) -> dict:
+        """The loopback JSON of this (resolved) request's `points`."""
+        rep = loopback_report(
+            bun, self.split, self.n, self.channel, self.rate, phy, points, config, self.seed
+        )
+        rep["adapt"] = self.adapt.mode
+        return rep
 
 
 def adaptive_encoder(bundle: str, rate: int, device: str, adapt: Adapt, channel: str):

@@ -38,13 +38,7 @@ from rkdsc_core.errors import RkdscError
 from rkdsc_core.eval.stats import wilson
 from rkdsc_core.phy import bundle_id_from_bytes
 from rkdsc_core.runtime import load_bundle
-from rkdsc_gr.loopback_report import (
-    NO_ADAPT,
-    adaptive_encoder,
-    feedback_path,
-    loopback_report,
-    resolve_request,
-)
+from rkdsc_gr.loopback_report import LoopbackRequest, adaptive_encoder, feedback_path
 from rkdsc_gr.ota_channel import DEFAULT_TAPS
 
 log = logging.getLogger(__name__)
@@ -64,6 +58,17 @@ def bundle_id(bundle: str, device: str = "cpu") -> int:
     from rkdsc_core.bundle import MANIFEST
 
     return bundle_id_from_bytes((load_bundle(bundle, device).path / MANIFEST).read_bytes())
+
+
+@dataclass(frozen=True)
+class WaveformPhy:
+    """What the waveform loopback adds to a `LoopbackRequest`: the channel's impairments beyond
+    fading and noise, and the images per frame."""
+
+    cfo: float = 1e-3  # cycles/sample
+    sco_ppm: float = 50.0  # sample clock offset
+    taps: tuple = DEFAULT_TAPS  # multipath
+    images_per_frame: int = 1
 
 
 @dataclass
@@ -93,27 +98,16 @@ def waveform_fading(channel: str) -> str:
 
 
 def build_waveform_loopback(
-    bundle: str,
-    dataset: str,
-    split: str,
-    n: int,
-    channel: str,
+    req: LoopbackRequest,
+    dataset,
     snr_db: float,
-    rate: int,
-    seed: int = 0,
-    data_root: str | None = None,
-    device: str = "cpu",
-    fd_ts: float = 0.01,
-    k_factor: float = 4.0,
-    cfo: float = 1e-3,
-    sco_ppm: float = 50.0,
-    taps: tuple = DEFAULT_TAPS,
-    images_per_frame: int = 1,
+    seed: int,
+    phy: WaveformPhy = WaveformPhy(),
     labels=None,
-    adapt=None,
 ) -> WaveformLoopback:
-    """The graph of `ota_sim.grc`, built in Python; `labels` (image index → label) lets the
-    receiver label what it decodes (frames carry no labels). `adapt` (`loopback.Adapt`): rate
+    """The graph of `ota_sim.grc` at one SNR, built in Python: `req.n` images of `dataset` (the
+    bundle's `DatasetSpec`) through the impairments of `phy`; `labels` (image index → label)
+    lets the receiver label what it decodes (frames carry no labels). `req.adapt`: rate
     adaptation through a feedback link (module docstring)."""
     from rkdsc_gr.accuracy_sink import accuracy_sink
     from rkdsc_gr.image_source import image_source
@@ -122,30 +116,32 @@ def build_waveform_loopback(
     from rkdsc_gr.ota_tx import ota_tx
     from rkdsc_gr.semantic_rx import semantic_rx
 
-    fading = waveform_fading(channel)
-    adapt = adapt or NO_ADAPT
+    bundle, device, adapt, n = req.bundle, req.device, req.adapt, req.n
+    fading = waveform_fading(req.channel)
     bid = bundle_id(bundle, device)
     k_max = int(load_bundle(bundle, device).k_max)
     tb = gr.top_block("rkdsc_ota_sim")
     pace = ADAPT_PACE_IMAGES_PER_S if adapt.mode != "none" else 0.0
-    source = image_source(dataset, split, n_images=n, max_rate=pace, root=data_root or "")
+    source = image_source(dataset, req.split, n_images=n, max_rate=pace, root=req.data_root or "")
     if labels is None:
         labels = source.labels  # image_source starts at index 0
-    encoder = adaptive_encoder(bundle, rate, device, adapt, channel)
+    encoder = adaptive_encoder(bundle, req.rate, device, adapt, req.channel)
     # frames fill up whatever the encoder's pace; run_graph flushes the last one explicitly
     tx = ota_tx(
         bundle_id=bid,
         max_queue=max(4096, n + 16),
-        images_per_frame=images_per_frame,
+        images_per_frame=phy.images_per_frame,
         flush_s=3600.0,
     )
-    chan = ota_channel(snr_db, cfo, sco_ppm, taps, fading, fd_ts, k_factor, seed)
+    chan = ota_channel(
+        snr_db, phy.cfo, phy.sco_ppm, phy.taps, fading, req.fd_ts, req.k_factor, seed
+    )
     rx = ota_rx(
         bundle_id=bid,
-        doppler=fd_ts if fading != "none" else 0.0,
+        doppler=req.fd_ts if fading != "none" else 0.0,
         labels=labels,
         max_rate=k_max,
-        max_images=images_per_frame,
+        max_images=phy.images_per_frame,
     )
     decoder = semantic_rx(bundle, device, confidence=adapt.confidence, timeout_s=adapt.timeout_s)
     sink = accuracy_sink()
@@ -271,80 +267,35 @@ def adaptive_stats(lb: WaveformLoopback, n: int) -> dict:
     }
 
 
-def run_waveform_loopback(
-    bundle: str = "default",
-    channel: str = "awgn",
-    snrs: list[float] | tuple[float, ...] = (10.0,),
-    rate: int = 16,
-    n: int | None = None,
-    split: str = "test",
-    data_root: str | None = None,
-    seed: int = 0,
-    device: str = "cpu",
-    fd_ts: float = 0.01,
-    k_factor: float = 4.0,
-    cfo: float = 1e-3,
-    sco_ppm: float = 50.0,
-    taps: tuple = DEFAULT_TAPS,
-    timeout_s: float | None = None,
-    images_per_frame: int = 1,
-    adapt=None,
-) -> dict:
-    """Accuracy vs SNR through the waveform flowgraph on the first `n` images of the bundle's
-    split (the images `rkdsc eval --n` and `--phy symbol` use), N = `images_per_frame` images
-    per frame. Defaults are the acceptance scenario: CFO 1e-3 cycles/sample, +50 ppm sample
-    clock, the 3-tap `DEFAULT_TAPS`. `adapt` (`loopback.Adapt`): rate adaptation."""
-    from dataclasses import asdict
-
-    adapt = adapt or NO_ADAPT
-    bun, ds, n = resolve_request(bundle, device, rate, n, split, data_root)
-    points = []
-    for i, snr in enumerate(snrs):
-        lb = build_waveform_loopback(
-            bundle,
-            ds,
-            split,
-            n,
-            channel,
-            float(snr),
-            rate,
-            seed + i,
-            data_root,
-            device,
-            fd_ts,
-            k_factor,
-            cfo,
-            sco_ppm,
-            taps,
-            images_per_frame,
-            adapt=adapt,
-        )
+def run_waveform_loopback(req: LoopbackRequest, **phy) -> dict:
+    """Accuracy vs SNR through the waveform flowgraph on the first `req.n` images of the bundle's
+    split (the images `rkdsc eval --n` and `--phy symbol` use); `phy`: `WaveformPhy`'s fields
+    (impairments, N = `images_per_frame` images per frame). Its defaults are the acceptance
+    scenario: CFO 1e-3 cycles/sample, +50 ppm sample clock, the 3-tap `DEFAULT_TAPS`."""
+    phy = WaveformPhy(**phy)
+    bun, ds, req = req.resolve()
+    n, adapt, points = req.n, req.adapt, []
+    for i, snr in enumerate(req.snrs):
+        lb = build_waveform_loopback(req, ds, float(snr), req.seed + i, phy)
         paced = n / ADAPT_PACE_IMAGES_PER_S if adapt.mode != "none" else 0.0
-        point = run_graph(lb, n, timeout_s or 60.0 + n / 10.0 + paced, sco_ppm)
+        point = run_graph(lb, n, req.timeout_s or 60.0 + n / 10.0 + paced, phy.sco_ppm)
         points.append({"snr_db": float(snr), **point})
         log.info(
             "waveform loopback %s %g dB K=%d N=%d: delivered %.4f, %d/%d frames, est. SNR %s dB",
-            channel,
+            req.channel,
             snr,
-            rate,
-            images_per_frame,
+            req.rate,
+            phy.images_per_frame,
             point["delivered_accuracy"] or 0.0,
             point["frames_detected"],
             point["frames_sent"],
             "n/a" if point["snr_est_db"] is None else f"{point['snr_est_db']:.2f}",
         )
-    config = {
-        "channel": channel,
-        "fd_ts": fd_ts,
-        "k_factor": k_factor,
-        "device": device,
-        "cfo": cfo,
-        "sco_ppm": sco_ppm,
-        "images_per_frame": images_per_frame,
-        "taps": [[t.real, t.imag] for t in map(complex, taps)],
-        "adapt": asdict(adapt),
-        "adapt_pace_images_per_s": ADAPT_PACE_IMAGES_PER_S if adapt.mode != "none" else None,
-    }
-    rep = loopback_report(bun, split, n, channel, rate, "waveform", points, config, seed)
-    rep["adapt"] = adapt.mode
-    return rep
+    config = req.config(
+        cfo=phy.cfo,
+        sco_ppm=phy.sco_ppm,
+        images_per_frame=phy.images_per_frame,
+        taps=[[t.real, t.imag] for t in map(complex, phy.taps)],
+        adapt_pace_images_per_s=ADAPT_PACE_IMAGES_PER_S if adapt.mode != "none" else None,
+    )
+    return req.report(bun, "waveform", points, config)
