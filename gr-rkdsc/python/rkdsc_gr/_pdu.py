@@ -27,6 +27,12 @@ SNR_DB = pmt.intern("snr_db")
 CSI = pmt.intern("csi")
 CLASS = pmt.intern("class")
 CLASS_NAME = pmt.intern("class_name")
+# a frame's metadata: rkdsc_ota_tx's `frames` messages, rkdsc_ota_rx's decoded PDUs
+FRAME_INDEX = pmt.intern("frame_index")
+BUNDLE_ID = pmt.intern("bundle_id")
+SAMPLE_START = pmt.intern("sample_start")
+SAMPLE_COUNT = pmt.intern("sample_count")
+IMAGES = pmt.intern("images")
 
 PORT_IN = pmt.intern("in")
 PORT_OUT = pmt.intern("out")

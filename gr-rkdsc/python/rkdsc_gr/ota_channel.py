@@ -20,6 +20,7 @@ from gnuradio import gr
 from rkdsc_core.errors import check_choice
 from rkdsc_core.phy.pulse import normalize_taps
 from rkdsc_gr import _channel_blocks
+from rkdsc_gr._hier import init_hier
 from rkdsc_gr.ota_tx import frame_config
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,7 @@ class ota_channel(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         sps: int = 4,
         papr_db: float = 9.0,
     ) -> None:
-        sig = gr.io_signature(1, 1, gr.sizeof_gr_complex)
-        gr.hier_block2.__init__(self, "rkdsc_ota_channel", sig, sig)
+        init_hier(self, "rkdsc_ota_channel", stream_in=True, stream_out=True)
         check_choice("fading", fading, FADING)
         if abs(sco_ppm) >= 1e4:
             raise ValueError(f"sco_ppm must be within ±10000 ppm, got {sco_ppm}")

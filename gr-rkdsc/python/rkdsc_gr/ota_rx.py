@@ -36,16 +36,19 @@ from rkdsc_core.phy.header import MAX_IMAGES, MAX_RATE
 from rkdsc_core.phy.preamble import repetition_template
 from rkdsc_core.phy.sync import prescreen_metric
 from rkdsc_gr._feedback import IR_FINAL, PORT_FEEDBACK, feedback_message
-from rkdsc_gr._pdu import PORT_OUT, RATE, make_pdus
-from rkdsc_gr._stream_buffer import StreamBuffer
-from rkdsc_gr.ota_tx import (
+from rkdsc_gr._hier import init_hier
+from rkdsc_gr._pdu import (
     BUNDLE_ID,
     FRAME_INDEX,
     IMAGES,
+    PORT_OUT,
+    RATE,
     SAMPLE_COUNT,
     SAMPLE_START,
-    frame_config,
+    make_pdus,
 )
+from rkdsc_gr._stream_buffer import StreamBuffer
+from rkdsc_gr.ota_tx import frame_config
 
 log = logging.getLogger(__name__)
 
@@ -318,12 +321,7 @@ class ota_rx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         max_images: int = MAX_IMAGES,
         max_sco_ppm: float = 100.0,
     ) -> None:
-        gr.hier_block2.__init__(
-            self,
-            "rkdsc_ota_rx",
-            gr.io_signature(1, 1, gr.sizeof_gr_complex),
-            gr.io_signature(0, 0, 0),
-        )
+        init_hier(self, "rkdsc_ota_rx", stream_in=True, stream_out=False)
         if not threshold > 1.0:
             raise ValueError(f"threshold must be > 1 (units of the noise level), got {threshold}")
         cfg = frame_config(sps=sps, rolloff=rolloff, pilot_spacing=pilot_spacing, guard=guard)

@@ -26,12 +26,18 @@ from gnuradio import gr, pdu
 from rkdsc_core.phy import FrameConfig, FrameModulator, Header
 from rkdsc_core.phy.header import MAX_RATE
 from rkdsc_gr._feedback import IR_FINAL, IR_OFFSET, RoundTrips
+from rkdsc_gr._hier import init_hier
 from rkdsc_gr._pdu import (
+    BUNDLE_ID,
+    FRAME_INDEX,
+    IMAGES,
     INDEX,
     LABEL,
     PORT_IN,
     PORT_OUT,
     RATE,
+    SAMPLE_COUNT,
+    SAMPLE_START,
     BadPdu,
     DropCounter,
     c32_array,
@@ -46,12 +52,7 @@ from rkdsc_gr.feedback_link import feedback_meter
 log = logging.getLogger(__name__)
 
 PORT_FRAMES = pmt.intern("frames")
-FRAME_INDEX = pmt.intern("frame_index")
-BUNDLE_ID = pmt.intern("bundle_id")
-SAMPLE_START = pmt.intern("sample_start")
-SAMPLE_COUNT = pmt.intern("sample_count")
 CLIPPED = pmt.intern("clipped")
-IMAGES = pmt.intern("images")
 IMAGE_POS = pmt.intern("image_pos")
 INCREMENT = pmt.intern("increment")
 
@@ -334,12 +335,7 @@ class ota_tx(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         images_per_frame: int = 1,
         flush_s: float = 1.0,
     ) -> None:
-        gr.hier_block2.__init__(
-            self,
-            "rkdsc_ota_tx",
-            gr.io_signature(0, 0, 0),
-            gr.io_signature(1, 1, gr.sizeof_gr_complex),
-        )
+        init_hier(self, "rkdsc_ota_tx", stream_in=False, stream_out=True)
         self.cfg = frame_config(sps, rolloff, pilot_spacing, papr_db, guard, images_per_frame)
         self.message_port_register_hier_in("in")
         self.message_port_register_hier_in("feedback")

@@ -15,6 +15,7 @@ from gnuradio import blocks, gr
 
 from rkdsc_core.errors import check_choice
 from rkdsc_gr import _channel_blocks
+from rkdsc_gr._hier import init_hier
 from rkdsc_gr.radios import RadioConfig, radio_sink, radio_source, set_frequency, set_gain
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,7 @@ class rf_link(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         tx_gain: float = 0.0,
         rx_gain: float = 0.0,
     ) -> None:
-        sig = gr.io_signature(1, 1, gr.sizeof_gr_complex)
-        gr.hier_block2.__init__(self, "rkdsc_rf_link", sig, sig)
+        init_hier(self, "rkdsc_rf_link", stream_in=True, stream_out=True)
         check_choice("mode", mode, MODES)
         self.mode = mode
         self._signal_power = float(signal_power)

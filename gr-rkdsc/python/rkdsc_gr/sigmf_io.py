@@ -19,6 +19,7 @@ import numpy as np
 import pmt
 from gnuradio import blocks, gr
 
+from rkdsc_gr._hier import init_hier
 from rkdsc_gr._pdu import PORT_IN, DropCounter, guarded, split_pdu
 from rkdsc_gr.sigmf_meta import (
     RECORD_DATATYPES,
@@ -153,12 +154,7 @@ class ota_sigmf_sink(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         author: str = "",
         datatype: str = "cf32_le",
     ) -> None:
-        gr.hier_block2.__init__(
-            self,
-            "rkdsc_ota_sigmf_sink",
-            gr.io_signature(1, 1, gr.sizeof_gr_complex),
-            gr.io_signature(0, 0, 0),
-        )
+        init_hier(self, "rkdsc_ota_sigmf_sink", stream_in=True, stream_out=False)
         if datatype not in RECORD_DATATYPES:
             raise ValueError(f"datatype {datatype!r}: records {', '.join(RECORD_DATATYPES)}")
         data, _ = sigmf_paths(path)
@@ -233,12 +229,7 @@ class ota_sigmf_source(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
     def __init__(
         self, path: str, repeat: bool = False, datatype: str = "", samp_rate: float = 0.0
     ) -> None:
-        gr.hier_block2.__init__(
-            self,
-            "rkdsc_ota_sigmf_source",
-            gr.io_signature(0, 0, 0),
-            gr.io_signature(1, 1, gr.sizeof_gr_complex),
-        )
+        init_hier(self, "rkdsc_ota_sigmf_source", stream_in=False, stream_out=True)
         rec = open_recording(path, datatype, samp_rate or None)
         self.samp_rate, self.center_freq = rec.samp_rate, rec.center_freq
         self.datatype, self.annotations = rec.dtype.name, rec.annotations

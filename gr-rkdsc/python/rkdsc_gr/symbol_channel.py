@@ -21,6 +21,7 @@ from gnuradio import blocks, gr
 
 from rkdsc_core.errors import check_choice
 from rkdsc_gr import _channel_blocks
+from rkdsc_gr._hier import init_hier
 from rkdsc_gr._symbol_stream import LEAD, symbol_collector, symbol_feeder, symbol_source
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,7 @@ class symbol_channel(gr.hier_block2):  # noqa: N801 - GNU Radio block naming
         seed: int = 0,
         max_symbols: int = 4096,
     ) -> None:
-        gr.hier_block2.__init__(
-            self, "rkdsc_symbol_channel", gr.io_signature(0, 0, 0), gr.io_signature(0, 0, 0)
-        )
+        init_hier(self, "rkdsc_symbol_channel", stream_in=False, stream_out=False)
         check_choice("channel", channel, CHANNELS)
         if not 0.0 <= fd_ts <= 0.5:
             raise ValueError(f"fd_ts must be in [0, 0.5] cycles per symbol, got {fd_ts}")
