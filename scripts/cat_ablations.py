@@ -1,18 +1,12 @@
 """The CAT's ablations (issue 19, item 6) and stage 2's training-seed spread (item 3), at one
 short CPU budget that is the same for every row, regenerated from this file's row table.
 
-Codec rows: stage 2 (the bundle's CAT config, its loss, channel mix and SNR-hiding share) trained
-from scratch for `--steps` AdamW steps of `--batch` on the frozen student's clean features of
-stage 2's training images, one-cycle learning rate, last step kept (nothing is chosen on any
-split). `reference` is the shipped configuration at that budget; `decoder-no-snr` feeds the
-decoder a constant 0 dB instead of each symbol's effective SNR; `per-k16` trains at K = 16 alone
-instead of the nested rates; `encoder-told-snr` evaluates the `reference` codec with the encoder
-told the channel's SNR; `shipped-bundle` scores the bundle's own codec (full stage-2 budget) for
-scale. On a smaller pool (`--train-images`, a class-balanced part of the same images):
-`reference-small` (trained with every `--seeds`: mean and spread), `mlp-codec` (MLPs of the
-CAT's encoder and decoder sizes instead of the transformers) and the stage-1 rows: a fresh
-student of the bundle's genotype trained `--stage1-epochs` epochs on those clean images with the
-conference paper's MSE-only loss or the shipped loss (feature MSE + KL + CE), then the codec.
+Codec rows (`ROWS` says what each changes): stage 2 (the bundle's CAT config, loss, channel mix
+and SNR-hiding share) trained from scratch for `--steps` AdamW steps of `--batch` on the frozen
+student's clean features of stage 2's training images, one-cycle learning rate, last step kept
+(nothing is chosen on any split). Rows in `SMALL` use a class-balanced pool of `--train-images`;
+the stage-1 rows first train a fresh student of the bundle's genotype `--stage1-epochs` epochs
+there (the conference paper's MSE-only loss or the shipped feature MSE + KL + CE).
 
 Every row is scored on the test split, through the keyed channel draws every method uses (same
 images, same h and noise), with the encoder told nothing (as every evaluation): accuracy, Wilson
@@ -71,9 +65,7 @@ ROWS = {
     "shipped-bundle": ("the shipped bundle's own codec (full budget), for scale", "reference"),
 }
 SMALL = ("reference-small", "mlp-codec", "stage1-shipped-loss", "stage1-mse-only")
-SEEDED = (
-    "reference-small"  # the row trained with every --seeds (and "reference": --reference-seeds)
-)
+SEEDED = "reference-small"  # the row trained with every --seeds ("reference": --reference-seeds)
 STAGE1_WEIGHTS = {"stage1-mse-only": (1.0, 0.0, 0.0), "stage1-shipped-loss": None}  # None: bundle's
 
 
@@ -245,16 +237,9 @@ def summarise(results: dict, args) -> list[dict]:
                 p["seed_mean"] = float(np.mean(accs))
                 p["seed_std"] = float(np.std(accs, ddof=1))
             pts.append(p)
-        out.append(
-            {
-                "row": row,
-                "changes": what,
-                "vs": versus,
-                "seeds": seeds,
-                "train_seconds": [round(by_seed[sd]["seconds"], 1) for sd in seeds],
-                "points": pts,
-            }
-        )
+        train_s = [round(by_seed[sd]["seconds"], 1) for sd in seeds]
+        row_info = {"row": row, "changes": what, "vs": versus, "seeds": seeds}
+        out.append({**row_info, "train_seconds": train_s, "points": pts})
     return out
 
 
@@ -270,9 +255,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=600, help="stage-2 steps of every codec row")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--stage1-epochs", type=int, default=2)
-    ap.add_argument(
-        "--train-images", type=int, default=12000, help="stage-2 (and stage-1) training images"
-    )
+    ap.add_argument("--train-images", type=int, default=12000, help="pool of the SMALL rows")
     ap.add_argument("--train-limit", type=int, default=None, help="training images (tests)")
     ap.add_argument("--n", type=int, default=10000, help="test images")
     ap.add_argument("--rate", type=int, default=16)

@@ -178,18 +178,11 @@ class Channel(nn.Module):
         """Symbols per transmitted frame for `num_symbols` data symbols (pilots included)."""
         return frame_length(num_symbols, self.csi, self.num_pilots)
 
-    def generate(
-        self,
-        batch_size: int,
-        num_symbols: int,
-        *,
-        generator: torch.Generator | None = None,
-        device: torch.device | str = "cpu",
-        dtype: torch.dtype = torch.complex64,
-    ) -> torch.Tensor:
-        """Draw h for whole frames: complex `dtype` [batch_size, frame_length(num_symbols)]."""
+    def generate(self, batch_size: int, num_symbols: int, **kwargs) -> torch.Tensor:
+        """Draw h for whole frames: complex [batch_size, frame_length(num_symbols)]; `kwargs`
+        (generator, device, dtype) as `FadingModel.generate`."""
         n = self.frame_length(int(check_scalar(num_symbols, "num_symbols", minimum=1)))
-        return self.fading.generate(batch_size, n, generator=generator, device=device, dtype=dtype)
+        return self.fading.generate(batch_size, n, **kwargs)
 
     def apply(
         self,

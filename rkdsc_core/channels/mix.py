@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -92,18 +93,9 @@ class ChannelMix(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: ChannelMixConfig) -> ChannelMix:
-        """Build from `rkdsc_core.config.ChannelMixConfig` (e.g. `cfg.stage2.channel`)."""
-        return cls(
-            cfg.channels,
-            cfg.weights,
-            cfg.snr_min_db,
-            cfg.snr_max_db,
-            rician_k=cfg.rician_k,
-            fd_ts=cfg.fd_ts,
-            csi=cfg.csi,
-            equalizer=cfg.equalizer,
-            num_pilots=cfg.num_pilots,
-        )
+        """Build from `rkdsc_core.config.ChannelMixConfig` (e.g. `cfg.stage2.channel`): its
+        fields are this constructor's arguments."""
+        return cls(**{f.name: getattr(cfg, f.name) for f in fields(cfg)})
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as plain data (for a bundle manifest)."""
