@@ -7,12 +7,16 @@ losses sentences are regenerated from the tests.
 
 With `--measure` instead of a newer JSON, the named baselines and RKD-SC's points are measured
 now on the old run's images, SNRs, rate and seed (what `rkdsc eval --baselines` does, without
-re-measuring the clean teacher).
+re-measuring the clean teacher). With `--remeasure-snr S` (and `--measure`), RKD-SC and every
+baseline of the old run are measured again at the SNRs S in one run, and all their points there
+are replaced (a column whose RKD-SC point a code change moved, re-paired as a whole).
 
 Usage: python scripts/merge_baselines.py results/baselines/baselines_awgn_k16.json new.json \
            --names deepjscc-cnn,image-digital [--plot results/baselines/baselines_awgn_k16.png]
        python scripts/merge_baselines.py results/baselines/baselines_awgn_k16.json --measure \
            --names deepjscc-cnn [--bundle default] [--plot …]
+       python scripts/merge_baselines.py results/baselines/baselines_awgn_k16.json --measure \
+           --names all --remeasure-snr 24 [--plot …]
 """
 
 from __future__ import annotations
@@ -60,9 +64,35 @@ def merge(old: dict, new: dict, names: list[str], skip_unpaired: bool = False) -
     return out
 
 
-def measure(old: dict, names: list[str], bundle_ref: str) -> dict:
+def remeasured(old: dict, new: dict, snrs: list[float]) -> dict:
+    """`old` with RKD-SC's and every baseline's points at `snrs` replaced by (or, where a merge
+    left one out, taken from) `new`, one run that measured all of them there."""
+    missing = set(old["baselines"]) - set(new["baselines"])
+    if missing:
+        raise ValueError(f"the newer run lacks baselines {sorted(missing)}")
+
+    def put(points: list, fresh: list) -> list:
+        keep = [p for p in points if p["snr_db"] not in snrs]
+        return sorted(keep + [p for p in fresh if p["snr_db"] in snrs], key=lambda p: p["snr_db"])
+
+    out = json.loads(json.dumps(old))
+    out["points"] = put(out["points"], new["points"])
+    for curve in out.get("curves", []):  # RKD-SC's curve, as `rkdsc eval` writes it
+        if curve.get("channel") == out["channel"] and curve.get("rate") == out["rate"]:
+            curve["points"] = out["points"]
+    for name in out["baselines"]:
+        out["baselines"][name] = put(out["baselines"][name], new["baselines"][name])
+    out["comparison"] = stats.summary(out["baselines"])
+    record = {k: new["provenance"].get(k) for k in ("git_sha", "command", "date")}
+    out["provenance"].setdefault("merged", []).append(
+        {"names": ["rkdsc", *sorted(out["baselines"])], "remeasured_snr_db": snrs, **record}
+    )
+    return out
+
+
+def measure(old: dict, names: list[str], bundle_ref: str, snrs: list[float] | None = None) -> dict:
     """A run of baselines `names` and RKD-SC's points, paired with `old` (its images, channel,
-    SNRs, K and seed), in `rkdsc eval --baselines` JSON form."""
+    SNRs or `snrs`, K and seed), in `rkdsc eval --baselines` JSON form."""
     from rkdsc_core.eval.baselines import run_baselines
     from rkdsc_core.eval.harness import snr_sweep
     from rkdsc_core.eval.report import BASELINE_TRAIN_IMAGES
@@ -73,7 +103,7 @@ def measure(old: dict, names: list[str], bundle_ref: str) -> dict:
     seed = int(old["provenance"].get("seed", 0))
     data = bundle.dataset.load(old["split"], None, old["n"])
     train = bundle.dataset.load("train").subset(BASELINE_TRAIN_IMAGES)
-    snrs = [p["snr_db"] for p in old["points"]]
+    snrs = snrs or [p["snr_db"] for p in old["points"]]
     code_factory = None
     if any(n.endswith("-digital") or n.startswith("feature-digital") for n in names):
         from rkdsc.cli import digital_code_factory  # gr-fec, from the GNU Radio side
@@ -109,7 +139,8 @@ def main() -> None:
     ap.add_argument("new", nargs="?", help="the newer run's JSON (or --measure)")
     ap.add_argument("--measure", action="store_true", help="measure the baselines now instead")
     ap.add_argument("--bundle", default="default", help="with --measure")
-    ap.add_argument("--names", required=True, help="comma-separated baselines to take over")
+    ap.add_argument("--names", required=True, help="comma-separated baselines to take over, or all")
+    ap.add_argument("--remeasure-snr", default=None, help="with --measure: SNRs to re-pair whole")
     ap.add_argument("--plot", default=None, help="redraw this figure from the merged JSON")
     ap.add_argument(
         "--skip-unpaired",
@@ -119,13 +150,17 @@ def main() -> None:
     args = ap.parse_args()
     if bool(args.new) == args.measure:
         raise SystemExit("merge_baselines: give a newer JSON or --measure (not both)")
+    if args.remeasure_snr and not args.measure:
+        raise SystemExit("merge_baselines: --remeasure-snr measures: give --measure")
     old = json.loads(Path(args.old).read_text())
-    names = args.names.split(",")
-    new = (
-        measure(old, names, args.bundle) if args.measure else json.loads(Path(args.new).read_text())
-    )
+    names = sorted(old["baselines"]) if args.names == "all" else args.names.split(",")
+    snrs = [float(x) for x in args.remeasure_snr.split(",")] if args.remeasure_snr else None
+    if args.measure:
+        new = measure(old, names, args.bundle, snrs)
+    else:
+        new = json.loads(Path(args.new).read_text())
     try:
-        out = merge(old, new, names, args.skip_unpaired)
+        out = remeasured(old, new, snrs) if snrs else merge(old, new, names, args.skip_unpaired)
     except ValueError as exc:
         raise SystemExit(f"merge_baselines: {exc}") from None
     Path(args.old).write_text(json_text(out))

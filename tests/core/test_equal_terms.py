@@ -255,3 +255,39 @@ def test_merge_baselines_measures_a_paired_run_on_a_tiny_bundle(tmp_path) -> Non
     out = merge(old, again, ["no-cat"])
     assert out["baselines"]["no-cat"] == old["baselines"]["no-cat"]
     assert out["provenance"]["merged"][0]["names"] == ["no-cat"]
+
+
+def test_remeasured_replaces_a_whole_snr_column_from_one_run() -> None:
+    sys.path.insert(0, "scripts")
+    try:
+        from merge_baselines import remeasured
+    finally:
+        sys.path.remove("scripts")
+
+    def pt(snr: float, acc: float, baseline: bool = True) -> dict:
+        p = {"snr_db": snr, "accuracy": acc, "ci95": [acc - 0.01, acc + 0.01]}
+        return {**p, "p_vs_rkdsc": 0.5, "vs_rkdsc": "tie"} if baseline else p
+
+    old = {
+        "channel": "awgn",
+        "rate": 16,
+        "points": [pt(0.0, 0.9, False), pt(24.0, 0.93, False)],
+        "curves": [{"channel": "awgn", "rate": 16, "points": []}],
+        # a merge left deepjscc's 24 dB point out: the column is filled again
+        "baselines": {"deepjscc-cnn": [pt(0.0, 0.8)], "no-cat": [pt(0.0, 0.5), pt(24.0, 0.6)]},
+        "provenance": {"git_sha": "old"},
+    }
+    new = {
+        "points": [pt(24.0, 0.92, False)],
+        "baselines": {"deepjscc-cnn": [pt(24.0, 0.85)], "no-cat": [pt(24.0, 0.61)]},
+        "provenance": {"git_sha": "new", "command": "merge_baselines …"},
+    }
+    out = remeasured(old, new, [24.0])
+    assert [p["accuracy"] for p in out["points"]] == [0.9, 0.92]
+    assert out["curves"][0]["points"] == out["points"]
+    assert [p["accuracy"] for p in out["baselines"]["deepjscc-cnn"]] == [0.8, 0.85]
+    assert [p["accuracy"] for p in out["baselines"]["no-cat"]] == [0.5, 0.61]
+    assert out["provenance"]["merged"][-1]["remeasured_snr_db"] == [24.0]
+    assert old["points"][1]["accuracy"] == 0.93  # input left alone
+    with pytest.raises(ValueError, match="lacks baselines"):
+        remeasured(old, {**new, "baselines": {"no-cat": []}}, [24.0])
