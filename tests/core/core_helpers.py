@@ -21,3 +21,23 @@ def gen(seed: int):
     import torch
 
     return torch.Generator().manual_seed(seed)
+
+
+def tiny_genotype():
+    """A two-node `Genotype` over the DARTS primitives, for tests that build students."""
+    from rkdsc_core.nas.genotype import Genotype
+    from rkdsc_core.nas.primitives import DARTS_PRIMITIVES
+
+    return Genotype(
+        primitives=DARTS_PRIMITIVES,
+        normal=(
+            (("sep_conv_3x3", 0), ("skip_connect", 1)),
+            (("dil_conv_5x5", 2), ("max_pool_3x3", 0)),
+        ),
+        normal_concat=(2, 3),
+        reduce=(
+            (("avg_pool_3x3", 0), ("sep_conv_5x5", 1)),
+            (("skip_connect", 2), ("dil_conv_3x3", 1)),
+        ),
+        reduce_concat=(2, 3),
+    )

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from core_helpers import tiny_genotype
 
 from rkdsc_core.nas.cost import build_cost_table, cost_penalty, op_cost
 from rkdsc_core.nas.genotype import Genotype, derive
@@ -19,22 +20,6 @@ from rkdsc_core.torch_utils import count_params
 
 SPACE = SearchSpace(nodes=2)
 MACRO = Macro(in_channels=1, num_classes=10, feature_dim=16, init_channels=4, layers=3)
-
-
-def _genotype() -> Genotype:
-    return Genotype(
-        primitives=DARTS_PRIMITIVES,
-        normal=(
-            (("sep_conv_3x3", 0), ("skip_connect", 1)),
-            (("dil_conv_5x5", 2), ("max_pool_3x3", 0)),
-        ),
-        normal_concat=(2, 3),
-        reduce=(
-            (("avg_pool_3x3", 0), ("sep_conv_5x5", 1)),
-            (("skip_connect", 2), ("dil_conv_3x3", 1)),
-        ),
-        reduce_concat=(2, 3),
-    )
 
 
 @pytest.mark.parametrize("name", sorted(OPS))
@@ -74,7 +59,7 @@ def test_mixed_op_weights_sum_to_one_and_one_hot_selects_the_op():
     assert torch.allclose(mixed(x, one_hot), mixed.ops[o](x))
 
 
-def test_derive_matches_a_hand_computed_genotype():
+def test_derive_matches_a_hand_computedtiny_genotype():
     prims = ("none", "max_pool_3x3", "skip_connect", "sep_conv_3x3")
     # nodes=2 → edges (node0: in0, in1), (node1: in0, in1, in2); rows are softmax probabilities
     normal = np.array(
@@ -113,7 +98,7 @@ def test_derive_matches_a_hand_computed_genotype():
 
 
 def test_genotype_yaml_and_json_round_trip(tmp_path):
-    g = _genotype()
+    g = tiny_genotype()
     assert Genotype.from_yaml(g.to_yaml()) == g
     assert Genotype.from_dict(json.loads(json.dumps(g.to_dict()))) == g
     assert Genotype.load(g.save(tmp_path / "g.yaml")) == g
@@ -151,7 +136,7 @@ def test_penalty_gradient_reaches_alpha_and_lowers_cost():
 
 
 def test_derived_student_forward_backward_and_spec_round_trip():
-    g = _genotype()
+    g = tiny_genotype()
     arch = dict(in_channels=1, num_classes=10, feature_dim=24, init_channels=4, layers=4)
     net = build_student(g, **arch)
     net.set_drop_path(0.2)

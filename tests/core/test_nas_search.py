@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from core_helpers import tiny_genotype
 
 from rkdsc_core.config import Config, DataConfig, SearchConfig, Stage1Config
 from rkdsc_core.data.datasets import load_dataset
@@ -116,7 +117,7 @@ def test_stage1_trains_the_searched_student_and_the_loader_reads_it(tmp_path):
 
     ctx = _ctx(tmp_path, "stage1")
     train, test = synthetic_data("train", 96), synthetic_data("test", 40)
-    g = Genotype.from_dict(json.loads(json.dumps(_tiny_genotype())))
+    g = Genotype.from_dict(json.loads(json.dumps(tiny_genotype().to_dict())))
     spec = student_spec(g, **student_arch(ctx.cfg, train))
     m = train_student(ctx, spec, train, test, {"test_accuracy": 0.9, "params": 10**6})
     assert m["test_n"] == 40 and 0.0 <= m["test_accuracy"] <= 1.0 and m["flops"] > 0
@@ -134,7 +135,7 @@ def test_stage1_stem_stride_sets_the_students_resolution(tmp_path):
     from rkdsc_core.config import ConfigError, load_config
     from rkdsc_train.stages.search import derived_size, student_arch
 
-    data, g = synthetic_data("train", 8), _tiny_genotype()
+    data, g = synthetic_data("train", 8), tiny_genotype().to_dict()
     sizes = {}
     for stride in (1, 2):
         ctx = _ctx(tmp_path, "stage1")
@@ -147,22 +148,6 @@ def test_stage1_stem_stride_sets_the_students_resolution(tmp_path):
     with pytest.raises(ConfigError, match="'stage1.stem_stride' expects one of 1, 2, got 3"):
         load_config(None, ["stage1.stem_stride=3"])  # refused when the config loads
     assert load_config(None, ["stage1.stem_stride=1"]).stage1.stem_stride == 1
-
-
-def _tiny_genotype():
-    return Genotype(
-        primitives=("none", "skip_connect", "sep_conv_3x3", "max_pool_3x3"),
-        normal=(
-            (("sep_conv_3x3", 0), ("skip_connect", 1)),
-            (("sep_conv_3x3", 1), ("skip_connect", 2)),
-        ),
-        normal_concat=(2, 3),
-        reduce=(
-            (("max_pool_3x3", 0), ("sep_conv_3x3", 1)),
-            (("skip_connect", 2), ("max_pool_3x3", 1)),
-        ),
-        reduce_concat=(2, 3),
-    ).to_dict()
 
 
 def test_stored_views_shift_images_and_switch_targets(tmp_path):
@@ -186,5 +171,5 @@ def test_stored_views_shift_images_and_switch_targets(tmp_path):
     cfg = dataclasses.replace(TINY_STAGE1, augment=True)
     ctx = _ctx(tmp_path, "stage1")
     ctx.cfg = dataclasses.replace(ctx.cfg, stage1=cfg)
-    spec = student_spec(Genotype.from_dict(_tiny_genotype()), **student_arch(ctx.cfg, data))
+    spec = student_spec(tiny_genotype(), **student_arch(ctx.cfg, data))
     assert train_student(ctx, spec, data, synthetic_data("test", 16))["test_n"] == 16
