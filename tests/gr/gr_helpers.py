@@ -42,5 +42,21 @@ def run_scenario(script, scenario: str, kw: dict, timeout: float) -> dict:
         text=True,
         timeout=timeout,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, (
+        f"scenario {scenario} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def collect(dbg) -> list:
+    """The messages a `blocks.message_debug` stored, as Python values."""
+    import pmt
+
+    return [pmt.to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
+
+
+def wait_for(cond, timeout: float = 30.0) -> bool:
+    """Poll `cond` every 5 ms until true or `timeout` s pass; whether it came true."""
+    from rkdsc_gr._polling import wait_until
+
+    return wait_until(cond, timeout, 0.005)

@@ -181,7 +181,7 @@ def to_vector(data: np.ndarray) -> pmt.pmt_t:
 
     Long complex vectors (bursts of samples) go through PMT's own deserialiser from their
     serialised bytes, one numpy byte-swap and one C++ copy: ~3x faster than a list (tested
-    bit-exact against `pmt.init_c32vector` in tests/gr/test_blocks.py)."""
+    bit-exact against `pmt.init_c32vector` in tests/gr/test_block_interfaces.py)."""
     if data.dtype == np.complex64 and len(data) >= _BULK:
         return pmt.deserialize_str(_c32_bytes(data))
     # .tolist() first: pybind converts a list ~8x faster than an ndarray here
@@ -205,12 +205,12 @@ def make_pdus(common: pmt.pmt_t, fields: list[dict[str, int | float]], data: np.
     """PDUs that share metadata `common` plus their own `fields` (int / float values), one per
     row of `data` (complex [N, K]) — what `make_pdu` with `pmt.dict_add` gives, built from PMT's
     serialised form (dict node 0x09, pair 0x07, symbol 0x02, int32 0x03, int64 0x0d, double 0x04,
-    c32 vector 0x0a 0x0a) and one C++ deserialisation each (tested equal to the dict_add path in
-    tests/gr/test_blocks.py). Rows whose fields have the same names and kinds (a frame's images:
-    one group) are laid out at once in a numpy record array, so the Python work per PDU is a
-    slice and the deserialisation, whose cost grows with the number of metadata entries (~0.5 µs
-    each): ~1.5x faster than building each PDU's bytes, ~2x faster than `dict_add`, which walks
-    the dict for every key it adds."""
+    c32 vector 0x0a 0x0a) and one C++ deserialisation each (tested equal to the dict_add path
+    in tests/gr/test_block_interfaces.py). Rows whose fields have the same names and kinds (a
+    frame's images: one group) are laid out at once in a numpy record array, so the Python work
+    per PDU is a slice and the deserialisation, whose cost grows with the number of metadata
+    entries (~0.5 µs each): ~1.5x faster than building each PDU's bytes, ~2x faster than
+    `dict_add`, which walks the dict for every key it adds."""
     data = np.asarray(data)
     if len(fields) != len(data):
         raise ValueError(f"{len(fields)} field dicts for {len(data)} rows")

@@ -27,7 +27,7 @@ from rkdsc_gr._symbol_stream import LEAD, symbol_collector, symbol_feeder, symbo
 log = logging.getLogger(__name__)
 
 #: The channels this block implements: every name of `rkdsc_core.channels.CHANNELS`, the registry
-#: (tests/gr/test_blocks.py checks this tuple and the GRC enum against it).
+#: (tests/gr/test_channel_names.py checks this tuple and the GRC enum against it).
 CHANNELS = ("awgn", "rayleigh", "rayleigh_fast", "rician")
 BLOCK_FDTS = 0.3  # Doppler of the process sampled once per image: successive images ≈ independent
 NOISE_BUFFER = 512  # items; GNU Radio's smallest buffer for complex samples (one 4 KiB page)
