@@ -97,10 +97,11 @@ def baseline_sizes(bundle: Bundle) -> dict:
         mods = got[0]
         if name == "deepjscc-cnn":
             m = mods["model"]
-            y = torch.zeros(1, k, dtype=torch.complex64)
-            out[name] = _split(
-                [m.encoder], [m.decoder], flops_per_image(m.encode, x), flops_per_image(m.decode, y)
-            )
+            y = [torch.zeros(1, k, dtype=torch.complex64)]
+            if m.snr_input:  # its decoder also reads each symbol's SNR
+                y.append(torch.zeros(1, k))
+            tx_f, rx_f = flops_per_image(m.encode, x), flops_per_image(m.decode, *y)
+            out[name] = _split([m.encoder], [m.decoder], tx_f, rx_f)
         elif "cat" in mods:
             cat, head = mods["cat"], mods["head"]
             enc, dec = cat_flops(cat, k)

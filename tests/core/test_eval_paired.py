@@ -130,7 +130,8 @@ def test_two_identical_eval_runs_write_identical_points(tmp_path, monkeypatch):
     assert a["rate_curves"] == b["rate_curves"]
     assert all(len(p["ci95"]) == 2 for p in a["points"] + a["baselines"]["no-cat"])
     assert all(0 <= p["p_vs_rkdsc"] <= 1 for p in a["baselines"]["no-cat"])
-    assert all(p["p_vs_rkdsc"] is None for p in a["baselines"]["capacity-bound"])
+    bound = a["baselines"]["capacity-bound"]  # analytic: both keys present, null
+    assert all(p["p_vs_rkdsc"] is None and p["ci95"] is None for p in bound)
     # the rate sweep's K=8 point at 5 dB is the SNR sweep's 5 dB point
     k8 = next(p for p in a["rate_curves"][0]["points"] if p["rate"] == 8)
     assert k8["accuracy"] == a["points"][1]["accuracy"]
@@ -155,3 +156,31 @@ def test_transmitter_and_receiver_sizes_cover_the_link(tiny):
     assert sizes["transmitter_params"] > count_params(b.student)
     assert sizes["transmitter_param_ratio"] == sizes["transmitter_params"] / 785000
     assert sizes["transmitter_flops"] > sizes["receiver_flops"] > 0
+
+
+@pytest.mark.parametrize("snr_input", [False, True])
+def test_baseline_sizes_count_a_deepjscc_decoder_with_or_without_its_snr_input(
+    monkeypatch, snr_input
+):
+    """`rkdsc eval --clean` sizes every shipped learned baseline: a DeepJSCC-CNN whose decoder
+    reads the per-symbol SNR (issue 19's equal terms) must be counted too (it raised before)."""
+    from types import SimpleNamespace
+
+    from rkdsc_core.eval import learned_baselines, sizes
+    from rkdsc_core.models.deepjscc_cnn import DeepJsccCnn
+
+    model = DeepJsccCnn(1, 8, 10, width=8, snr_input=snr_input)
+    monkeypatch.setattr(
+        learned_baselines, "trained_baseline", lambda b, name, k: ({"model": model}, {})
+    )
+    student = torch.nn.Linear(4, 4)
+    student.head = torch.nn.Linear(4, 10)  # the digital rows count the student and its head
+    bundle = SimpleNamespace(
+        manifest={"baselines": {"deepjscc-cnn": {"rate": 8}}},
+        image_shape=(28, 28, 1),
+        student=student,
+    )
+    got = sizes.baseline_sizes(bundle)["deepjscc-cnn"]
+    assert got["rate"] == 8
+    assert got["receiver_params"] == sum(p.numel() for p in model.decoder.parameters())
+    assert got["receiver_flops"] > 0 and got["transmitter_flops"] > 0
