@@ -41,7 +41,7 @@ def table(rep: dict, snrs: list[float] | None = None) -> str:
                 cells.append("–")
                 continue
             mark = MARK.get(p.get("vs_rkdsc", "tie"), "")
-            measured = "ci95" in p
+            measured = p.get("ci95") is not None
             cells.append(
                 f"{_pct(p['accuracy'])}{' ' + mark if mark else ''}{'' if measured else '*'}"
             )

@@ -58,7 +58,8 @@ def verdict(p_value: float, rkdsc_acc: float, other_acc: float) -> str:
 def compare(rkdsc: list[dict], baseline: list[dict]) -> list[dict]:
     """Baseline points (with `correct`) → JSON points with `ci95`, `p_vs_rkdsc` and
     `vs_rkdsc` (the verdict from RKD-SC's side) wherever RKD-SC has a point at the same SNR;
-    `p_vs_rkdsc` is null for points with no per-image results (the capacity bound).
+    `ci95` and `p_vs_rkdsc` are null for points with no per-image results (the capacity bound,
+    image-digital's chance level where it was not measured): every point carries both keys.
 
     A baseline measured on fewer images (the first n) is paired with RKD-SC's first n.
     """
@@ -73,6 +74,7 @@ def compare(rkdsc: list[dict], baseline: list[dict]) -> list[dict]:
             q["p_vs_rkdsc"] = mcnemar_p(a, b)
             q["vs_rkdsc"] = verdict(q["p_vs_rkdsc"], float(a.mean()), float(b.mean()))
         else:  # an analytic curve, or a point filled in without measuring: nothing to test
+            q.setdefault("ci95", None)
             q["p_vs_rkdsc"] = None
         out.append(q)
     return out

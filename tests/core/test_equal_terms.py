@@ -291,3 +291,23 @@ def test_remeasured_replaces_a_whole_snr_column_from_one_run() -> None:
     assert old["points"][1]["accuracy"] == 0.93  # input left alone
     with pytest.raises(ValueError, match="lacks baselines"):
         remeasured(old, {**new, "baselines": {"no-cat": []}}, [24.0])
+
+
+def test_results_table_stars_the_points_that_were_not_measured() -> None:
+    sys.path.insert(0, "scripts")
+    try:
+        from results_tables import table
+    finally:
+        sys.path.remove("scripts")
+    rep = {
+        "rate": 16,
+        "points": [{"snr_db": 0.0, "accuracy": 0.9, "ci95": [0.85, 0.94]}],
+        "baselines": {
+            "measured": [{"snr_db": 0.0, "accuracy": 0.5, "ci95": [0.4, 0.6], "vs_rkdsc": "win"}],
+            "bound": [{"snr_db": 0.0, "accuracy": 0.93, "ci95": None, "p_vs_rkdsc": None}],
+            "older-json": [{"snr_db": 0.0, "accuracy": 0.1, "p_vs_rkdsc": None}],
+        },
+    }
+    rows = table(rep).splitlines()
+    assert rows[2] == "| **RKD-SC** (95% CI) | 90.0 (85.0–94.0) |"
+    assert rows[3:] == ["| measured | 50.0 ▼ |", "| bound | 93.0* |", "| older-json | 10.0* |"]
