@@ -14,6 +14,8 @@ from collections import OrderedDict
 import numpy as np
 import pmt
 
+from rkdsc_gr._pdu import BadPdu
+
 PORT_FEEDBACK = pmt.intern("feedback")
 IR_OFFSET = pmt.intern("ir_offset")  # int: the increment's first symbol in the image's code
 IR_GAIN = pmt.intern("ir_gain")  # float: RMS of its raw symbols / that of the first increment
@@ -35,12 +37,12 @@ def feedback_message(index: int, snr_db: float, confidence: float, symbols: int,
 
 
 def parse_feedback(msg) -> tuple[int, float, bool]:
-    """(index, snr_db, more) of a feedback dict; ValueError when it is not one."""
+    """(index, snr_db, more) of a feedback dict; `BadPdu` (a ValueError) when it is not one."""
     if not pmt.is_dict(msg):
-        raise ValueError("feedback is not a dict")
+        raise BadPdu("feedback is not a dict")
     index, snr = pmt.dict_ref(msg, _INDEX, pmt.PMT_NIL), pmt.dict_ref(msg, _SNR, pmt.PMT_NIL)
     if not pmt.is_integer(index) or not pmt.is_real(snr):
-        raise ValueError("feedback needs an integer 'index' and a real 'snr_db'")
+        raise BadPdu("feedback needs an integer 'index' and a real 'snr_db'")
     more = pmt.dict_ref(msg, _MORE, pmt.PMT_F)
     return int(pmt.to_long(index)), float(pmt.to_double(snr)), pmt.is_true(more)
 

@@ -13,7 +13,7 @@ import pmt
 from gnuradio import gr
 
 from rkdsc_gr._feedback import PORT_FEEDBACK, RoundTrips, parse_feedback
-from rkdsc_gr._pdu import PORT_IN, PORT_OUT, BadPdu, DropCounter, guarded
+from rkdsc_gr._pdu import PORT_IN, PORT_OUT, DropCounter, guarded
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,5 @@ class feedback_meter(gr.basic_block):  # noqa: N801 - GNU Radio block naming
 
     @guarded
     def _handle(self, msg: pmt.pmt_t) -> None:
-        try:
-            index, _, more = parse_feedback(msg)
-        except ValueError as exc:
-            raise BadPdu(str(exc)) from None
+        index, _, more = parse_feedback(msg)  # BadPdu: logged, counted, dropped by @guarded
         self.round_trips.heard(index, more)

@@ -141,10 +141,7 @@ class semantic_tx(gr.basic_block):  # noqa: N801 - GNU Radio block naming
 
     @guarded
     def _on_feedback(self, msg: pmt.pmt_t) -> None:
-        try:
-            index, snr, more = parse_feedback(msg)
-        except ValueError as exc:
-            raise BadPdu(str(exc)) from None
+        index, snr, more = parse_feedback(msg)  # BadPdu: logged, counted, dropped by @guarded
         self._heard_snr = snr
         if self._adapt != "ir":
             return
