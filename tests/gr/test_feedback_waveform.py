@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gr_helpers import run_scenario
+from gr_helpers import collect, run_scenario
 
 pytestmark = pytest.mark.gnuradio
 
@@ -69,12 +69,12 @@ def test_increments_cross_the_waveform_and_ota_rx_feeds_back():
     assert wait_until(lambda: out.num_messages() >= 4 and tx.round_trips()["feedback"] >= 4, 60)
     tb.stop()
     tb.wait()
-    recs = [pmt.to_python(frames.get_message(i))[0] for i in range(frames.num_messages())]
+    recs = [m[0] for m in collect(frames)]
     assert [(r["index"], r["images"], r["ir_offset"], r["ir_final"]) for r in recs] == [
         (10, 3, 0, False),
         (11, 1, 4, True),
     ]
-    got = [pmt.to_python(out.get_message(i)) for i in range(out.num_messages())]
+    got = collect(out)
     assert [(m["index"], m["ir_offset"], m["ir_final"], m["rate"]) for m, _ in got] == [
         (10, 0, False, 4),
         (11, 0, False, 4),
@@ -84,7 +84,7 @@ def test_increments_cross_the_waveform_and_ota_rx_feeds_back():
     assert all("ir_gain" not in m for m, _ in got)
     want = np.exp(1j * (np.arange(4) + 4 + 77)).astype(np.complex64)
     np.testing.assert_allclose(got[3][1], want, atol=0.05)  # noiseless
-    feedback = [pmt.to_python(fb.get_message(i)) for i in range(fb.num_messages())]
+    feedback = collect(fb)
     assert [(f["index"], f["symbols"], f["more"]) for f in feedback] == [
         (10, 4, False),
         (11, 4, False),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gr_helpers import collect
 
 pytestmark = pytest.mark.gnuradio
 
@@ -41,10 +42,6 @@ def poll(cond, timeout: float = 30.0) -> bool:
     return wait_until(cond, timeout)
 
 
-def messages(dbg) -> list[tuple[dict, np.ndarray]]:
-    return [pmt.to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
-
-
 def bursts(headers, payloads, bundle_id: int = 0, tail: int = 2048) -> tuple[np.ndarray, list]:
     """Back-to-back bursts from the numpy modulator (+ zeros), and each burst's start."""
     mod = FrameModulator(CFG)
@@ -75,7 +72,7 @@ def receive(samples: np.ndarray, snr_db: float | None, cfo=0.0, ppm=0.0, taps=(1
         tb.connect(src, ota_channel(snr_db, cfo, ppm, taps, seed=3), rx)
     tb.msg_connect(rx, "out", dbg, "store")
     tb.run()
-    return messages(dbg), rx.stats()
+    return collect(dbg), rx.stats()
 
 
 def test_frame_config_takes_grc_parameters_in_order_or_by_name_and_keeps_the_defaults():
@@ -124,7 +121,7 @@ def test_ota_tx_bursts_are_the_modulators_with_burst_tags_and_frame_records():
     tb.stop()
     tb.wait()
     data = np.asarray(sink.data(), np.complex64)
-    records = [m for m, _ in messages(frames)]
+    records = [m for m, _ in collect(frames)]
     mod = FrameModulator(CFG)
     for i, (rec, k, p) in enumerate(zip(records, ks, pays)):
         ref = mod.modulate(
@@ -235,8 +232,8 @@ def test_multi_image_frames_round_trip_through_the_blocks():
     )
     tb.stop()
     tb.wait()
-    assert [m["images"] for m, _ in messages(frames)] == [4, 4, 2]
-    got = messages(dbg)
+    assert [m["images"] for m, _ in collect(frames)] == [4, 4, 2]
+    got = collect(dbg)
     assert [m["index"] for m, _ in got] == [70 + i for i in range(10)]
     assert [m["image_pos"] for m, _ in got] == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
     err = [np.mean(np.abs(np.asarray(sym) - pays[m["index"] - 70]) ** 2) for m, sym in got]
@@ -349,6 +346,6 @@ def test_sigmf_recording_round_trip(tmp_path):
     tb.connect(src, rx)
     tb.msg_connect(rx, "out", dbg, "store")
     tb.run()
-    got = [m for m, _ in messages(dbg)]
+    got = [m for m, _ in collect(dbg)]
     assert [m["sample_start"] for m in got] == [a["core:sample_start"] for a in anns]
     assert src.samp_rate == 2e6 and len(src.annotations) == 6

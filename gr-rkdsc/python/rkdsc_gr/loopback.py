@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from gnuradio import gr
 
@@ -144,9 +144,20 @@ def run_loopback(
     draws = _check_phy(phy, draws, images_per_frame)
     _check_adapt(adapt, phy, rate)
     req = LoopbackRequest(
-        bundle, channel, tuple(snrs), rate, n, split, data_root, seed, device, fd_ts, k_factor
+        bundle=bundle,
+        channel=channel,
+        snrs=tuple(snrs),
+        rate=rate,
+        n=n,
+        split=split,
+        data_root=data_root,
+        seed=seed,
+        device=device,
+        fd_ts=fd_ts,
+        k_factor=k_factor,
+        timeout_s=timeout_s,
+        adapt=adapt,
     )
-    req = replace(req, timeout_s=timeout_s, adapt=adapt)
     if phy == "waveform":
         from rkdsc_gr.ota_loopback import run_waveform_loopback
 
